@@ -21,7 +21,7 @@ VOC_CLASSES: tuple[str, ...] = (
 
 
 def voc_colormap(n: int = 256) -> np.ndarray:
-    """Return the standard VOC colormap as an ``(n, 3)`` uint8 array (entry 255 is (224, 224, 192))."""
+    """The standard VOC colormap as an ``(n, 3)`` uint8 array (entry 255: (224, 224, 192))."""
     cmap = np.zeros((n, 3), dtype=np.uint8)
     for i in range(n):
         r = g = b = 0
