@@ -29,3 +29,7 @@ class ClassCountError(CheckpointError):
 
 class DownloadError(FCNStudioError):
     """Weights could not be downloaded or verified (also raised when offline)."""
+
+
+class Cancelled(Exception):  # noqa: N818 (a request, not an error)
+    """Raised inside long operations (inference, training) when the user cancels them."""
