@@ -166,7 +166,8 @@ def train(
     start = 0
     if resume:
         start, info = _resume(model, optimizer, out_dir, device)
-    info = replace(info, training={**config.to_dict(), "parent_id": info.parent})
+    info = replace(info, training={**config.to_dict(), "parent_id": info.parent,
+                                   "world_size": world})
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda i: lr_factor(config, i), last_epoch=start - 1
     )
