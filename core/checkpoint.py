@@ -147,7 +147,7 @@ def load_checkpoint(
     model = FCN(info.config)
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
-            state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open API)
+            state = {k: f.get_tensor(k) for k in f.keys()}
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"{path} is corrupt: {exc}") from exc
     load_state(model, state, source=str(path))

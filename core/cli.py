@@ -93,12 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_train(sub)
     _add_evaluate(sub)
-    try:
-        from core import predict
-    except ImportError:  # TEMP until core/predict.py lands
-        pass
-    else:
-        predict.add_parser(sub)
+    from core import predict
+
+    predict.add_parser(sub)
     _add_make_scenes(sub)
     try:
         from core import convert  # issue 6: model import/export
@@ -115,13 +112,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    func = getattr(args, "func", None)
     try:
-        if func is None:  # subcommands that register a ``run`` function (predict)
-            from core import predict
-
-            return predict.run(args)
-        return int(func(args) or 0)
+        return int(args.func(args) or 0)
     except FCNStudioError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

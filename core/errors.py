@@ -31,5 +31,5 @@ class DownloadError(FCNStudioError):
     """Weights could not be downloaded or verified (also raised when offline)."""
 
 
-class Cancelled(Exception):  # noqa: N818 (a request, not an error)
+class Cancelled(Exception):  # a request, not an error: no "Error" suffix
     """Raised inside long operations (inference, training) when the user cancels them."""
