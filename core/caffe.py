@@ -1,0 +1,562 @@
+"""Caffe ``.caffemodel`` files and reference-named weights -> an :class:`~core.models.fcn.FCN`.
+
+A small protobuf wire-format reader of its own (no caffe, no protobuf package) reads the
+``NetParameter`` message. Field numbers, from BVLC/caffe ``src/caffe/proto/caffe.proto``:
+
+- NetParameter: ``name = 1``, ``layers = 2`` (V1LayerParameter, deprecated), ``layer = 100``.
+- LayerParameter: ``name = 1``, ``type = 2`` (string), ``blobs = 7``.
+- V1LayerParameter: ``name = 4``, ``type = 5`` (enum: CONVOLUTION 4, DECONVOLUTION 39,
+  INNER_PRODUCT 14), ``blobs = 6``.
+- BlobProto: ``num = 1``, ``channels = 2``, ``height = 3``, ``width = 4`` (legacy 4-D shape),
+  ``data = 5`` (float), ``diff = 6``, ``shape = 7`` (BlobShape: ``dim = 1``, int64),
+  ``double_data = 8``, ``double_diff = 9``. Repeated numbers may be packed or not.
+
+:func:`build_reference_fcn` maps weights named like the reference nets (``conv1_1.weight``,
+``score_fr.bias``, ``upscore2.weight`` ...; pytorch-fcn uses the same names) onto an FCN,
+detecting the variant, the class count and the channel width, and checking every shape.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import mmap
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from core.checkpoint import ModelInfo
+from core.data.palette import VOC_CLASSES
+from core.errors import CheckpointError, ClassCountError
+from core.models.fcn import FCN, FINAL_UPSAMPLERS, SKIP_UPSAMPLERS, VGG16_STAGES, FCNConfig
+from core.models.preprocess import CAFFE
+
+# Wire types.
+_VARINT, _I64, _LEN, _SGROUP, _EGROUP, _I32 = 0, 1, 2, 3, 4, 5
+
+V1_LAYER_TYPES: dict[int, str] = {
+    0: "None", 1: "Accuracy", 3: "Concat", 4: "Convolution", 5: "Data", 6: "Dropout",
+    12: "ImageData", 14: "InnerProduct", 15: "LRN", 17: "Pooling", 18: "ReLU", 20: "Softmax",
+    21: "SoftmaxWithLoss", 22: "Split", 25: "Eltwise", 39: "Deconvolution",
+}
+"""V1LayerParameter.LayerType enum values -> the string types of LayerParameter."""
+
+TRUNK_LAYERS: tuple[str, ...] = (
+    *(f"conv{stage}_{i}" for stage, (_, convs) in enumerate(VGG16_STAGES, start=1)
+      for i in range(1, convs + 1)),
+    "fc6",
+    "fc7",
+)
+DECONV_LAYERS: tuple[str, ...] = FINAL_UPSAMPLERS + SKIP_UPSAMPLERS
+VARIANT_LAYERS: dict[str, tuple[str, ...]] = {
+    "32s": ("score_fr", "upscore"),
+    "16s": ("score_fr", "score_pool4", "upscore2", "upscore16"),
+    "8s": ("score_fr", "score_pool4", "score_pool3", "upscore2", "upscore_pool4", "upscore8"),
+}
+"""The layers with weights in each reference net (besides the trunk)."""
+
+AT_ONCE_SCALES: dict[str, float] = {"scale_pool4": 0.01, "scale_pool3": 0.0001}
+"""The at-once net's fixed Scale layers and their constant factor."""
+
+_AT_ONCE_NAME = re.compile(r"at[-_ ]?once", re.IGNORECASE)
+
+
+@dataclass
+class CaffeLayer:
+    """One layer of a Caffe net: its name, type and parameter blobs (weights, then bias)."""
+
+    name: str
+    type: str
+    blobs: list[np.ndarray] = field(default_factory=list)
+
+
+@dataclass
+class CaffeNet:
+    """The parts of a ``NetParameter`` that carry weights."""
+
+    name: str
+    layers: list[CaffeLayer]
+    format: str  # "layer" (LayerParameter, field 100) or "layers" (V1, field 2)
+
+
+# --------------------------------------------------------------------------- wire format
+
+
+class _Wire:
+    """Reads protobuf fields from ``data`` (bytes, memoryview or mmap) at absolute offsets."""
+
+    def __init__(self, data: bytes | memoryview | mmap.mmap, source: str) -> None:
+        self.data = data
+        self.source = source
+
+    def corrupt(self, offset: int, what: str) -> CheckpointError:
+        """The error for a truncated or malformed file."""
+        return CheckpointError(
+            f"{self.source} is not a valid Caffe model (truncated or corrupt): {what} at byte "
+            f"{offset}"
+        )
+
+    def varint(self, pos: int, end: int) -> tuple[int, int]:
+        """Decode a varint at ``pos``; return (value, position after it)."""
+        data, start, result, shift = self.data, pos, 0, 0
+        while True:
+            if pos >= end:
+                raise self.corrupt(start, "truncated varint")
+            b = data[pos]
+            pos += 1
+            result |= (b & 0x7F) << shift
+            if not b & 0x80:
+                return result, pos
+            shift += 7
+            if shift >= 70:
+                raise self.corrupt(start, "varint longer than 10 bytes")
+
+    def field(self, pos: int, end: int) -> tuple[int, int, int, int, int]:
+        """Read one field at ``pos``: (number, wire type, a, b, next position).
+
+        For a varint ``a`` is the value; for length-delimited, fixed32 and fixed64 fields
+        ``a:b`` is the payload's byte range. Groups are skipped (``a == b == -1``).
+        """
+        key, p = self.varint(pos, end)
+        number, wire = key >> 3, key & 7
+        if number == 0:
+            raise self.corrupt(pos, "field number 0")
+        if wire == _VARINT:
+            value, p = self.varint(p, end)
+            return number, wire, value, -1, p
+        if wire == _LEN:
+            length, q = self.varint(p, end)
+            if q + length > end:
+                raise self.corrupt(
+                    p, f"field {number} claims {length} bytes but only {end - q} remain"
+                )
+            return number, wire, q, q + length, q + length
+        if wire in (_I32, _I64):
+            size = 4 if wire == _I32 else 8
+            if p + size > end:
+                raise self.corrupt(p, f"truncated {size * 8}-bit field {number}")
+            return number, wire, p, p + size, p + size
+        if wire == _SGROUP:
+            return number, wire, -1, -1, self.skip_group(number, p, end)
+        if wire == _EGROUP:
+            raise self.corrupt(pos, f"unexpected end of group {number}")
+        raise self.corrupt(pos, f"invalid wire type {wire} (field {number})")
+
+    def skip_group(self, number: int, pos: int, end: int) -> int:
+        """Skip a (deprecated) group up to its end tag; return the position after it."""
+        while pos < end:
+            key, p = self.varint(pos, end)
+            if key & 7 == _EGROUP:
+                if key >> 3 != number:
+                    raise self.corrupt(pos, f"end of group {key >> 3} inside group {number}")
+                return p
+            pos = self.field(pos, end)[4]
+        raise self.corrupt(pos, f"unterminated group {number}")
+
+    def string(self, a: int, b: int) -> str:
+        """Decode a UTF-8 string payload."""
+        try:
+            return bytes(self.data[a:b]).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise self.corrupt(a, "invalid UTF-8 in a name") from exc
+
+    def array(self, dtype: str, a: int, b: int, what: str) -> np.ndarray:
+        """A packed array of little-endian numbers in ``a:b`` (copied)."""
+        size = np.dtype(dtype).itemsize
+        if (b - a) % size:
+            raise self.corrupt(a, f"{what}: {b - a} bytes is not a whole number of values")
+        return np.frombuffer(self.data, dtype=dtype, count=(b - a) // size, offset=a).copy()
+
+    def unpacked_run(self, tag_pos: int, end: int, tag: int, size: int) -> tuple[np.ndarray, int]:
+        """Read consecutive unpacked fixed-size values sharing one-byte ``tag``, vectorized.
+
+        Returns the raw value bytes as a ``(count, size)`` uint8 array and the next position.
+        """
+        stride = size + 1
+        n = (end - tag_pos) // stride
+        rows = np.frombuffer(self.data, dtype=np.uint8, count=n * stride, offset=tag_pos)
+        rows = rows.reshape(n, stride)
+        other = np.flatnonzero(rows[:, 0] != tag)
+        count = int(other[0]) if other.size else n
+        if count == 0:  # the value itself is cut off
+            raise self.corrupt(tag_pos, "truncated unpacked value")
+        return rows[:count, 1:].copy(), tag_pos + count * stride
+
+
+def _signed64(v: int) -> int:
+    return v - (1 << 64) if v >= 1 << 63 else v
+
+
+def _parse_shape(w: _Wire, a: int, b: int) -> list[int]:
+    dims: list[int] = []
+    pos = a
+    while pos < b:
+        number, wire, x, y, pos = w.field(pos, b)
+        if number != 1:
+            continue
+        if wire == _VARINT:
+            dims.append(_signed64(x))
+        elif wire == _LEN:
+            p = x
+            while p < y:
+                v, p = w.varint(p, y)
+                dims.append(_signed64(v))
+        else:
+            raise w.corrupt(x, f"BlobShape.dim has wire type {wire}")
+    return dims
+
+
+def _parse_blob(w: _Wire, a: int, b: int, where: str) -> np.ndarray:
+    floats: list[np.ndarray] = []
+    doubles: list[np.ndarray] = []
+    legacy: dict[int, int] = {}
+    shape: list[int] | None = None
+    pos = a
+    while pos < b:
+        tag_pos = pos
+        number, wire, x, y, pos = w.field(pos, b)
+        if number in (1, 2, 3, 4):
+            if wire != _VARINT:
+                raise w.corrupt(tag_pos, f"{where}: legacy dimension has wire type {wire}")
+            legacy[number] = _signed64(x)
+        elif number == 5:
+            if wire == _LEN:
+                floats.append(w.array("<f4", x, y, f"{where} data"))
+            elif wire == _I32:
+                raw, pos = w.unpacked_run(tag_pos, b, 0x2D, 4)
+                floats.append(raw.view("<f4").ravel())
+            else:
+                raise w.corrupt(tag_pos, f"{where}: data has wire type {wire}")
+        elif number == 8:
+            if wire == _LEN:
+                doubles.append(w.array("<f8", x, y, f"{where} double_data"))
+            elif wire == _I64:
+                raw, pos = w.unpacked_run(tag_pos, b, 0x41, 8)
+                doubles.append(raw.view("<f8").ravel())
+            else:
+                raise w.corrupt(tag_pos, f"{where}: double_data has wire type {wire}")
+        elif number == 7:
+            if wire != _LEN:
+                raise w.corrupt(tag_pos, f"{where}: shape has wire type {wire}")
+            shape = _parse_shape(w, x, y)
+        # 6 (diff), 9 (double_diff) and unknown fields are not weights: skipped.
+    if floats:
+        data = np.concatenate(floats).astype(np.float32, copy=False)
+    elif doubles:
+        data = np.concatenate(doubles).astype(np.float32)
+    else:
+        data = np.zeros(0, dtype=np.float32)
+    if shape is None:
+        shape = [legacy.get(i, 0) for i in (1, 2, 3, 4)] if legacy else [data.size]
+    if any(d < 0 for d in shape) or int(np.prod(shape, dtype=np.int64)) != data.size:
+        raise CheckpointError(
+            f"{w.source}: {where} has shape {tuple(shape)} but holds {data.size} values "
+            "(truncated or corrupt file)"
+        )
+    return data.reshape(shape)
+
+
+def _parse_layer(w: _Wire, a: int, b: int, v1: bool, index: int) -> CaffeLayer:
+    name_field, type_field, blobs_field = (4, 5, 6) if v1 else (1, 2, 7)
+    name, type_, blob_ranges = "", "", []
+    pos = a
+    while pos < b:
+        tag_pos = pos
+        number, wire, x, y, pos = w.field(pos, b)
+        if number == name_field and wire == _LEN:
+            name = w.string(x, y)
+        elif number == type_field and v1 and wire == _VARINT:
+            type_ = V1_LAYER_TYPES.get(x, f"V1 type {x}")
+        elif number == type_field and not v1 and wire == _LEN:
+            type_ = w.string(x, y)
+        elif number == blobs_field:
+            if wire != _LEN:
+                raise w.corrupt(tag_pos, f"layer blobs have wire type {wire}")
+            blob_ranges.append((x, y))
+    name = name or f"<layer {index}>"
+    blobs = [_parse_blob(w, x, y, f"layer {name} blob {i}") for i, (x, y) in
+             enumerate(blob_ranges)]
+    return CaffeLayer(name, type_, blobs)
+
+
+def parse_net(data: bytes | memoryview | mmap.mmap, source: str = "caffemodel") -> CaffeNet:
+    """Parse a binary ``NetParameter``; errors name ``source`` and the byte offset."""
+    w = _Wire(data, source)
+    end = len(data)
+    name, layers, formats = "", [], set()
+    pos = 0
+    while pos < end:
+        tag_pos = pos
+        number, wire, x, y, pos = w.field(pos, end)
+        if number == 1 and wire == _LEN:
+            name = w.string(x, y)
+        elif number in (2, 100):
+            if wire != _LEN:
+                raise w.corrupt(tag_pos, f"NetParameter field {number} has wire type {wire}")
+            layers.append(_parse_layer(w, x, y, v1=number == 2, index=len(layers)))
+            formats.add("layers" if number == 2 else "layer")
+    if not layers:
+        raise CheckpointError(f"{source} contains no Caffe layers: is it a binary .caffemodel?")
+    return CaffeNet(name, layers, "+".join(sorted(formats)))
+
+
+def read_net(path: str | os.PathLike[str]) -> CaffeNet:
+    """Read a ``.caffemodel`` file (memory-mapped, so large files are cheap to parse)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"Caffe model {path} does not exist")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path} is empty: not a Caffe model")
+    with open(path, "rb") as fh:
+        try:
+            mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):  # not mappable (a pipe, some network file systems)
+            return parse_net(fh.read(), str(path))
+        try:
+            return parse_net(mm, str(path))
+        finally:
+            with contextlib.suppress(BufferError):  # a traceback may still hold a view
+                mm.close()
+
+
+def read_caffemodel(path: str | os.PathLike[str]) -> dict[str, list[np.ndarray]]:
+    """``{layer name: [blobs]}`` for the layers of a ``.caffemodel`` that carry weights."""
+    return {layer.name: layer.blobs for layer in read_net(path).layers if layer.blobs}
+
+
+# --------------------------------------------------------------------------- mapping
+
+
+def caffe_state(net: CaffeNet, source: str) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
+    """Reference-named tensors from a parsed net, and the at-once Scale factors if present.
+
+    Blob 0 is ``<layer>.weight``, blob 1 ``<layer>.bias``; any further blob becomes
+    ``<layer>.blob<i>`` so that it is reported as unexpected, never dropped silently.
+    """
+    state: dict[str, torch.Tensor] = {}
+    scales: dict[str, float] = {}
+    for layer in net.layers:
+        if not layer.blobs:
+            continue
+        if layer.name in AT_ONCE_SCALES:
+            scales[layer.name] = _scale_factor(layer, source)
+            continue
+        _check_type(layer, source)
+        for i, blob in enumerate(layer.blobs):
+            key = f"{layer.name}.{('weight', 'bias')[i] if i < 2 else f'blob{i}'}"
+            if key in state:
+                raise CheckpointError(f"{source}: layer {layer.name} appears twice")
+            state[key] = torch.from_numpy(blob)
+    return state, scales
+
+
+def _check_type(layer: CaffeLayer, source: str) -> None:
+    if layer.name in DECONV_LAYERS:
+        allowed = {"Deconvolution"}
+    elif layer.name in ("fc6", "fc7"):
+        allowed = {"Convolution", "InnerProduct"}
+    elif layer.name in TRUNK_LAYERS or layer.name.startswith("score_"):
+        allowed = {"Convolution"}
+    else:
+        return  # reported as an unexpected layer
+    if layer.type not in allowed:
+        raise CheckpointError(
+            f"{source}: layer {layer.name} is a {layer.type or 'untyped'} layer, expected "
+            f"{' or '.join(sorted(allowed))}"
+        )
+
+
+def _scale_factor(layer: CaffeLayer, source: str) -> float:
+    expected = AT_ONCE_SCALES[layer.name]
+    values = layer.blobs[0] if len(layer.blobs) == 1 else None
+    if values is None or values.size == 0 or not np.allclose(values, expected, rtol=1e-4, atol=0):
+        got = "several blobs" if values is None else np.unique(values)[:4].tolist()
+        raise CheckpointError(
+            f"{source}: layer {layer.name} scales by {got}; FCN Studio supports only the "
+            f"at-once net's fixed factor {expected}"
+        )
+    return expected
+
+
+def detect_variant(keys: Sequence[str] | set[str]) -> str:
+    """The reference net (``"32s"``, ``"16s"`` or ``"8s"``) whose layers ``keys`` name."""
+    layers = {k.rsplit(".", 1)[0] for k in keys}
+    if layers & {"score_pool3", "upscore_pool4", "upscore8"}:
+        return "8s"
+    if layers & {"score_pool4", "upscore2", "upscore16"}:
+        return "16s"
+    return "32s"
+
+
+def expected_keys(variant: str) -> list[str]:
+    """The state-dict keys a reference FCN-``variant`` file holds."""
+    keys = []
+    for layer in TRUNK_LAYERS + VARIANT_LAYERS[variant]:
+        keys.append(f"{layer}.weight")
+        if layer not in DECONV_LAYERS:
+            keys.append(f"{layer}.bias")
+    return keys
+
+
+def generic_class_names(n: int) -> list[str]:
+    """``["class_0", "class_1", ...]`` for files that do not name their classes."""
+    return [f"class_{i}" for i in range(n)]
+
+
+def _strip_ones(shape: Sequence[int]) -> tuple[int, ...]:
+    shape = tuple(int(d) for d in shape)
+    while len(shape) > 1 and shape[0] == 1:
+        shape = shape[1:]
+    return shape
+
+
+def _fit(key: str, value: torch.Tensor, want: torch.Size, source: str, n: int,
+         described: str) -> torch.Tensor:
+    """``value`` reshaped to ``want`` where the layouts agree (legacy 4-D, fc), else an error."""
+    if not value.is_floating_point():
+        raise CheckpointError(f"{source}: layer {key} holds {value.dtype} values, not floats")
+    value = value.detach().to(torch.float32)
+    got = tuple(value.shape)
+    if got == tuple(want):
+        return value
+    squeezed = _strip_ones(got)
+    if value.numel() == want.numel():
+        if squeezed == _strip_ones(want):  # Caffe's legacy (1, 1, 1, N) biases and the like
+            return value.reshape(want)
+        if key in ("fc6.weight", "fc7.weight") and len(squeezed) == 2 and squeezed[0] == want[0]:
+            return value.reshape(want)  # a fully connected VGG layer (4096 x 25088)
+    if key.startswith(("score_", "upscore")):
+        dims = squeezed if len(squeezed) == len(want) else got
+        class_dims = dims[:2] if key.startswith("upscore") else dims[:1]
+        if any(d != n for d in class_dims):
+            raise ClassCountError(
+                f"{source}: layer {key} has shape {got}, i.e. {class_dims[0]} classes, but "
+                f"score_fr has {n} classes (expected shape {tuple(want)})"
+            )
+    raise CheckpointError(
+        f"{source}: layer {key} has shape {got}, the {described} built for it expects "
+        f"{tuple(want)}"
+    )
+
+
+def build_reference_fcn(
+    state: dict[str, torch.Tensor],
+    *,
+    source: str,
+    at_once: bool | None = None,
+    class_names: Sequence[str] | None = None,
+    origin: str = "caffe",
+    name: str | None = None,
+) -> tuple[FCN, ModelInfo]:
+    """Build the FCN that reference-named weights describe and load them, checking everything.
+
+    The variant comes from the layers present, the class count from ``score_fr``, the width
+    from ``conv1_1`` (64 x width output channels, so compact files work too). Layers the
+    variant lacks keep their defaults: zero skip scores and bilinear upsampling, so the other
+    outputs stay usable (the paper initializes 16s from 32s the same way).
+
+    Args:
+        state: ``{"conv1_1.weight": tensor, ...}`` as in the reference nets.
+        source: the file, for error messages.
+        at_once: scale pool4/pool3 (FCN-8s at-once); None: when an 8s file is named so.
+        class_names: names of the classes (default: VOC for 21 classes, else generic).
+        origin: recorded as ``training["source"]`` ("caffe", "pytorch-fcn", ...).
+        name: the model's name (default: the file's stem).
+    """
+    file_name = Path(source).name
+    variant = detect_variant(state)
+    for key in ("conv1_1.weight", "score_fr.weight"):
+        if key not in state:
+            raise CheckpointError(f"{source} does not fit an FCN: missing layer {key}")
+    for key in ("conv1_1.weight", "score_fr.weight"):
+        if state[key].dim() != 4:
+            raise CheckpointError(
+                f"{source}: layer {key} has shape {tuple(state[key].shape)}, expected a 4-D "
+                "convolution weight"
+            )
+    n = int(state["score_fr.weight"].shape[0])
+    width = int(state["conv1_1.weight"].shape[0]) / 64
+    if at_once is None:
+        at_once = variant == "8s" and bool(_AT_ONCE_NAME.search(file_name))
+    try:
+        config = FCNConfig(num_classes=n, width=width, scale_skips=bool(at_once))
+    except ValueError as exc:
+        raise CheckpointError(f"{source} does not fit an FCN: {exc}") from exc
+    if class_names is not None and len(class_names) != n:
+        raise ClassCountError(
+            f"{len(class_names)} class names given, but {source} has {n} classes (score_fr)"
+        )
+    expected = expected_keys(variant)
+    missing = [k for k in expected if k not in state]
+    unexpected = sorted(set(state) - set(expected))
+    described = f"FCN-{variant}{' at-once' if at_once else ''} ({n} classes, width {width:g})"
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"missing layers {missing[:8]}{' ...' if len(missing) > 8 else ''}")
+        if unexpected:
+            parts.append(f"unexpected layers {unexpected[:8]}"
+                         f"{' ...' if len(unexpected) > 8 else ''}")
+        raise CheckpointError(f"{source} does not fit an {described}: {'; '.join(parts)}")
+
+    model = FCN(config)
+    own = model.state_dict()
+    fitted = {k: _fit(k, v, own[k].shape, source, n, described) for k, v in state.items()}
+    with torch.no_grad():
+        for key, value in fitted.items():
+            own[key].copy_(value)
+
+    names = list(class_names) if class_names is not None else (
+        list(VOC_CLASSES) if n == len(VOC_CLASSES) else generic_class_names(n)
+    )
+    note = (
+        f"FCN-{variant}{' at-once' if at_once else ''} imported from {file_name} ({origin}). "
+        f"Its {variant} output reproduces the reference net; the other outputs reuse its "
+        "weights through untrained layers (zero skip scores, bilinear upsampling)."
+    )
+    if class_names is None and n != len(VOC_CLASSES):
+        note += (
+            f" The file does not name its {n} classes: they are called class_0 ... "
+            f"class_{n - 1}; convert again with --classes FILE to name them."
+        )
+    info = ModelInfo(
+        class_names=names,
+        config=config,
+        preprocessing=CAFFE,
+        name=name or Path(source).stem,
+        description=note,
+        training={"source": origin, "file": file_name, "variant": variant,
+                  "at_once": bool(at_once)},
+    )
+    return model, info
+
+
+def load_caffemodel(
+    path: str | os.PathLike[str],
+    *,
+    at_once: bool | None = None,
+    class_names: Sequence[str] | None = None,
+) -> tuple[FCN, ModelInfo]:
+    """Read a reference FCN ``.caffemodel`` into an FCN and its :class:`ModelInfo`.
+
+    The at-once net is recognized by its ``scale_pool4``/``scale_pool3`` layers or its file
+    name (``fcn8s-atonce...``); ``at_once`` overrides the name (not the layers).
+    """
+    source = str(path)
+    state, scales = caffe_state(read_net(path), source)
+    if scales:
+        missing = sorted(set(AT_ONCE_SCALES) - set(scales))
+        if missing:
+            raise CheckpointError(f"{source}: at-once net without layer {missing[0]}")
+        if at_once is False:
+            raise CheckpointError(
+                f"{source} is an FCN-8s at-once net (it has scale_pool4 and scale_pool3); "
+                "it cannot be loaded without its fixed skip scaling"
+            )
+        at_once = True
+    return build_reference_fcn(state, source=source, at_once=at_once, class_names=class_names,
+                               origin="caffe")
