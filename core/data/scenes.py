@@ -142,7 +142,8 @@ def write_scene_dataset(
         seed: Dataset seed.
         size: ``(height, width)`` of each scene.
         val_fraction: Share of scenes in ``val`` (rounded; at least one each side when
-            ``0 < val_fraction < 1`` and ``count >= 2``).
+            ``0 < val_fraction < 1`` and ``count >= 2``; 1.0 puts every scene in val,
+            for a held-out test set).
         domain: Scene domain, as in :func:`generate_scene`.
         image_ext: ``".jpg"`` or ``".png"``.
         progress: Called as ``progress(done, count)`` after each scene.
@@ -154,8 +155,8 @@ def write_scene_dataset(
         raise ValueError(f"Scene count must be at least 1, got {count}")
     if int(seed) < 0:
         raise ValueError(f"Dataset seed must be non-negative, got {seed}")
-    if not 0.0 <= val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    if not 0.0 <= val_fraction <= 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1], got {val_fraction}")
     if domain not in DOMAINS:
         raise ValueError(f"Unknown scene domain {domain!r}; expected one of {DOMAINS}")
     ext = image_ext.lower() if image_ext.startswith(".") else "." + image_ext.lower()
@@ -167,7 +168,7 @@ def write_scene_dataset(
 
     ids = [f"scene_{seed}_{i:05d}" for i in range(count)]
     n_val = round(count * val_fraction)
-    if count >= 2 and val_fraction > 0:
+    if count >= 2 and 0 < val_fraction < 1:
         n_val = min(max(n_val, 1), count - 1)
     order = np.random.default_rng(np.random.SeedSequence(entropy=int(seed), spawn_key=(2**31,)))
     val_idx = set(order.permutation(count)[:n_val].tolist())

@@ -83,3 +83,12 @@ def test_wrong_class_count_between_data_and_model(tiny_scenes, tmp_path, capsys)
     save_checkpoint(ckpt, model, ModelInfo(["a", "b", "c"], model.config))
     assert main(["evaluate", "--model", str(ckpt), "--data", str(tiny_scenes)]) == 2
     assert "classes" in capsys.readouterr().err
+
+
+def test_make_scenes_test_set_and_bad_arguments(tmp_path: Path, capsys) -> None:
+    assert main(["make-scenes", "--out", str(tmp_path / "t"), "--count", "3", "--seed", "9",
+                 "--size", "40", "40", "--val-fraction", "1"]) == 0
+    assert len((tmp_path / "t/ImageSets/Segmentation/val.txt").read_text().split()) == 3
+    capsys.readouterr()
+    assert main(["make-scenes", "--out", str(tmp_path / "u"), "--count", "0"]) == 2
+    assert "error: Scene count must be at least 1" in capsys.readouterr().err
