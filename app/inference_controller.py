@@ -1,0 +1,217 @@
+"""InferenceController: the GUI-side owner of the worker thread and its job queue."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QObject, QThread, Signal
+
+from app.document import ImageDocument
+from app.worker import InferenceWorker, LoadedModel, PredictResult
+
+
+@dataclass
+class Job:
+    """A queued or running piece of work for the worker."""
+
+    id: int
+    kind: str  # "load" or "predict"
+    doc: ImageDocument | None = None
+    path: Path | None = None
+    device: str = "auto"
+    reference: np.ndarray | None = None
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+
+class InferenceController(QObject):
+    """Queues model loads and predictions; one runs at a time in a worker thread.
+
+    A new prediction request replaces a pending one and cancels a running one, so the
+    result that arrives is always for the image the user asked for last.
+
+    Signals:
+        modelLoading(str): loading started (the checkpoint path, '' for the default).
+        modelLoaded(object): a :class:`LoadedModel`.
+        modelFailed(str): loading failed; the message is user-facing.
+        devicesFound(object): ``[(id, name), ...]``.
+        started(object): a prediction started for that document.
+        progress(float): fraction of the running prediction done.
+        resultReady(object, object): document, prediction (already stored in the document).
+        failed(str): a prediction failed; the message is user-facing.
+        cancelled(object): a prediction of that document was cancelled.
+        busyChanged(bool): whether a job is running.
+    """
+
+    modelLoading = Signal(str)
+    modelLoaded = Signal(object)
+    modelFailed = Signal(str)
+    devicesFound = Signal(object)
+    started = Signal(object)
+    progress = Signal(float)
+    resultReady = Signal(object, object)
+    failed = Signal(str)
+    cancelled = Signal(object)
+    busyChanged = Signal(bool)
+
+    _doLoad = Signal(int, object, str)
+    _doPredict = Signal(int, object, object, object)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        """Create no thread until the first job."""
+        super().__init__(parent)
+        self.model: LoadedModel | None = None
+        self._thread: QThread | None = None
+        self._worker: InferenceWorker | None = None
+        self._queue: list[Job] = []
+        self._running: Job | None = None
+        self._next_id = 0
+
+    # ------------------------------------------------------------------ public API
+    @property
+    def busy(self) -> bool:
+        """Whether a job is running."""
+        return self._running is not None
+
+    @property
+    def loading(self) -> bool:
+        """Whether a model load is running or queued."""
+        jobs = [*self._queue, *([self._running] if self._running else [])]
+        return any(j.kind == "load" for j in jobs)
+
+    def running_document(self) -> ImageDocument | None:
+        """The document being segmented now, if any."""
+        job = self._running
+        return job.doc if job is not None and job.kind == "predict" else None
+
+    def load_model(self, path: str | Path | None = None, device: str = "auto") -> None:
+        """Load a checkpoint (None: the default model) on a device; cancels a prediction."""
+        self._queue = [j for j in self._queue if j.kind != "load"]
+        self._cancel_running("predict")
+        job = self._job("load", path=Path(path) if path is not None else None, device=device)
+        self._queue.insert(0, job)
+        self.modelLoading.emit(str(path or ""))
+        self._pump()
+
+    def run(self, doc: ImageDocument) -> None:
+        """Segment ``doc`` with the current (or the loading) model."""
+        self._queue = [j for j in self._queue if j.kind != "predict"]
+        self._cancel_running("predict")
+        self._queue.append(self._job("predict", doc=doc, reference=doc.reference))
+        self._pump()
+
+    def cancel(self) -> bool:
+        """Cancel the running and the pending predictions; True if there was one."""
+        had = any(j.kind == "predict" for j in self._queue)
+        self._queue = [j for j in self._queue if j.kind != "predict"]
+        return self._cancel_running("predict") or had
+
+    def shutdown(self, timeout_ms: int = 15000) -> None:
+        """Cancel everything and stop the thread (waits for a running job to return)."""
+        self._queue.clear()
+        self._cancel_running("predict")
+        if self._thread is not None:
+            self._thread.quit()
+            self._thread.wait(timeout_ms)
+            self._thread = None
+            self._worker = None
+
+    # ------------------------------------------------------------------ internals
+    def _job(self, kind: str, **kw: Any) -> Job:
+        self._next_id += 1
+        return Job(self._next_id, kind, **kw)
+
+    def _cancel_running(self, kind: str) -> bool:
+        if self._running is not None and self._running.kind == kind:
+            self._running.cancel.set()
+            return True
+        return False
+
+    def _ensure_thread(self) -> None:
+        if self._thread is not None:
+            return
+        self._thread = QThread(self)
+        self._thread.setObjectName("fcn-inference")
+        self._worker = InferenceWorker()
+        self._worker.moveToThread(self._thread)
+        self._thread.finished.connect(self._worker.deleteLater)
+        self._doLoad.connect(self._worker.load_model)
+        self._doPredict.connect(self._worker.predict)
+        self._worker.progress.connect(self._on_progress)
+        self._worker.finished.connect(self._on_finished)
+        self._worker.failed.connect(self._on_failed)
+        self._worker.cancelled.connect(self._on_cancelled)
+        self._worker.devicesFound.connect(self.devicesFound)
+        self._thread.start()
+
+    def _pump(self) -> None:
+        if self._running is not None or not self._queue:
+            return
+        job = self._queue.pop(0)
+        if job.kind == "predict" and self.model is None:
+            self.failed.emit("No model is loaded: open a checkpoint (Model > Open…)")
+            self._pump()
+            return
+        self._ensure_thread()
+        self._running = job
+        self.busyChanged.emit(True)
+        if job.kind == "load":
+            self._doLoad.emit(job.id, job.path, job.device)
+        else:
+            assert job.doc is not None
+            self.started.emit(job.doc)
+            self._doPredict.emit(job.id, job.doc.image, job.reference, job.cancel)
+
+    def _take(self, job_id: int) -> Job | None:
+        job = self._running
+        if job is None or job.id != job_id:
+            return None
+        self._running = None
+        return job
+
+    def _done(self) -> None:
+        self.busyChanged.emit(False)
+        self._pump()
+
+    def _on_progress(self, job_id: int, fraction: float) -> None:
+        job = self._running
+        if job is not None and job.id == job_id and job.kind == "predict":
+            self.progress.emit(fraction)
+
+    def _on_finished(self, job_id: int, result: object) -> None:
+        job = self._take(job_id)
+        if job is None:
+            return
+        if job.kind == "load":
+            assert isinstance(result, LoadedModel)
+            self.model = result
+            self.modelLoaded.emit(result)
+        elif self.model is not None and job.doc is not None:
+            assert isinstance(result, PredictResult)
+            model_id = self.model.model_id
+            fresh = job.doc.reference is job.reference  # else the stats are recomputed
+            derived = {("stats", model_id): result.stats} if fresh else {}
+            job.doc.set_prediction(model_id, result.prediction, derived)
+            self.resultReady.emit(job.doc, result.prediction)
+        self._done()
+
+    def _on_failed(self, job_id: int, message: str) -> None:
+        job = self._take(job_id)
+        if job is None:
+            return
+        if job.kind == "load":
+            if self.model is None:  # queued predictions cannot run: the message says why
+                self._queue = [j for j in self._queue if j.kind != "predict"]
+            self.modelFailed.emit(message)
+        else:
+            self.failed.emit(message)
+        self._done()
+
+    def _on_cancelled(self, job_id: int) -> None:
+        job = self._take(job_id)
+        if job is not None:
+            self.cancelled.emit(job.doc)
+            self._done()

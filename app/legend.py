@@ -1,0 +1,121 @@
+"""The class legend: color, name and share of pixels per class; a click picks the heatmap class."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QIcon, QPixmap
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTreeWidget, QTreeWidgetItem, QWidget
+
+from app import overlays
+from app.state import REFERENCE, ViewerState
+
+
+def swatch(rgb: tuple[int, int, int], size: int = 14) -> QIcon:
+    """A square icon of one color."""
+    pixmap = QPixmap(size, size)
+    pixmap.fill(QColor(*rgb))
+    return QIcon(pixmap)
+
+
+class LegendView(QTreeWidget):
+    """One row per class of the model; the share column follows the overlay's variant."""
+
+    def __init__(self, state: ViewerState, parent: QWidget | None = None) -> None:
+        """Subscribe to ``state``."""
+        super().__init__(parent)
+        self.state = state
+        self.setColumnCount(2)
+        self.setHeaderLabels(["Class", "Pixels"])
+        self.setRootIsDecorated(False)
+        self.setUniformRowHeights(True)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.header().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.header().setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+        self.header().setStretchLastSection(False)
+        self.setToolTip(
+            "Click a class to show its probability heatmap; untick it to hide it in the overlay"
+        )
+        self._filling = False
+        state.modelChanged.connect(self._fill)
+        for signal in (state.documentChanged, state.resultChanged, state.overlayChanged):
+            signal.connect(self.update_shares)
+        state.heatmapChanged.connect(self._select_current)
+        self.itemClicked.connect(self._on_click)
+        self.itemChanged.connect(self._on_changed)
+        self._fill()
+
+    def _fill(self, *_args: object) -> None:
+        self._filling = True
+        try:
+            self.clear()
+            hidden = self.state.hidden_classes
+            for i, (name, rgb) in enumerate(
+                zip(self.state.class_names(), self.state.colors(), strict=False)
+            ):
+                item = QTreeWidgetItem([name, ""])
+                item.setIcon(0, swatch(rgb))
+                item.setData(0, Qt.ItemDataRole.UserRole, i)
+                item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+                item.setCheckState(
+                    0, Qt.CheckState.Unchecked if i in hidden else Qt.CheckState.Checked
+                )
+                item.setTextAlignment(
+                    1, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+                )
+                self.addTopLevelItem(item)
+        finally:
+            self._filling = False
+        self.update_shares()
+        self._select_current()
+
+    def _on_changed(self, item: QTreeWidgetItem, column: int) -> None:
+        if self._filling or column != 0:
+            return
+        cls = int(item.data(0, Qt.ItemDataRole.UserRole))
+        hidden = item.checkState(0) == Qt.CheckState.Unchecked
+        if hidden != (cls in self.state.hidden_classes):
+            self.state.set_class_hidden(cls, hidden)
+
+    def shares(self) -> list[float] | None:
+        """Share of pixels of each class in the overlay's variant (or the reference)."""
+        st, doc = self.state, self.state.document
+        if doc is None:
+            return None
+        n = len(st.class_names())
+        if st.overlay_source == REFERENCE:
+            if doc.reference is None:
+                return None
+            valid = doc.reference[doc.reference != 255]
+            counts = np.bincount(valid.ravel(), minlength=n)[:n]
+            return list(counts / max(1, valid.size))
+        stats = overlays.statistics(doc, st.model_id, n)
+        if stats is None or st.overlay_source not in stats.variants:
+            return None
+        return [float(v) for v in stats.variants[st.overlay_source].share]
+
+    def update_shares(self, *_args: object) -> None:
+        """Refresh the share column."""
+        shares = self.shares()
+        self._filling = True
+        try:
+            self._set_shares(shares)
+        finally:
+            self._filling = False
+
+    def _set_shares(self, shares: list[float] | None) -> None:
+        for i in range(self.topLevelItemCount()):
+            item = self.topLevelItem(i)
+            share = shares[i] if shares is not None and i < len(shares) else None
+            item.setText(1, "" if share is None else f"{share:.1%}")
+        source = self.state.overlay_source
+        self.headerItem().setText(1, "Reference" if source == REFERENCE else f"Pixels ({source})")
+
+    def _select_current(self, *_args: object) -> None:
+        cls = self.state.heatmap_class
+        for i in range(self.topLevelItemCount()):
+            item = self.topLevelItem(i)
+            item.setSelected(i == cls and self.state.heatmap_source == "class")
+
+    def _on_click(self, item: QTreeWidgetItem, _column: int) -> None:
+        self.state.set_heatmap(cls=int(item.data(0, Qt.ItemDataRole.UserRole)))

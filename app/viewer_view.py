@@ -1,0 +1,75 @@
+"""The main viewer: one canvas with the image, a mask overlay and optional disagreement marks."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+from app import overlays
+from app.canvas import ImageCanvas
+from app.layers import Z_MARKS, ArrayImageItem
+from app.lazy_view import LazyView
+from app.state import REFERENCE, ViewerState
+
+
+class ViewerView(LazyView):
+    """Shows the current document with the chosen overlay (a variant or the reference)."""
+
+    def __init__(self, state: ViewerState, parent: QWidget | None = None) -> None:
+        """Subscribe to ``state``."""
+        super().__init__(parent)
+        self.state = state
+        self.canvas = ImageCanvas(self)
+        self.marks_layer = self.canvas.add_layer("marks", ArrayImageItem("marks"), Z_MARKS)
+        self.placeholder = QLabel(
+            "Open images or a folder (File > Open, or drop them here)", self
+        )
+        self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.placeholder.setWordWrap(True)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.canvas)
+        layout.addWidget(self.placeholder)
+        self.canvas.hide()
+        state.documentChanged.connect(self._on_document)
+        for signal in (state.modelChanged, state.resultChanged, state.referenceChanged,
+                       state.overlayChanged, state.disagreementChanged):
+            signal.connect(self.invalidate)
+
+    def show_message(self, text: str) -> None:
+        """Show ``text`` instead of the canvas (e.g. why a file could not be shown)."""
+        self.placeholder.setText(text)
+        self.canvas.hide()
+        self.placeholder.show()
+
+    def _on_document(self, doc: object) -> None:
+        if doc is not None:
+            self.placeholder.setText("")
+        self.invalidate()
+        if self.isVisible():
+            self.refresh_now()
+
+    def refresh(self) -> None:
+        """Draw the image, the overlay and the marks from the state."""
+        st, doc = self.state, self.state.document
+        if doc is None:
+            self.canvas.set_image(None)
+            self.canvas.set_overlay(None)
+            self.marks_layer.clear()
+            self.canvas.hide()
+            self.placeholder.show()
+            return
+        self.placeholder.hide()
+        self.canvas.show()
+        self.canvas.set_image(doc.display_image())
+        colors = st.colors()
+        if st.overlay_source == REFERENCE:
+            overlay = overlays.reference_overlay(doc, colors, st.hidden_classes)
+        else:
+            overlay = overlays.label_overlay(
+                doc, st.model_id, st.overlay_source, colors, st.hidden_classes
+            )
+        self.canvas.set_overlay(overlay, st.overlay_opacity)
+        self.canvas.overlay_layer.setVisible(st.overlay_visible)
+        marks = overlays.disagreement_overlay(doc, st.model_id) if st.show_disagreement else None
+        self.marks_layer.set_buffer(marks)

@@ -1,0 +1,90 @@
+"""Numpy-to-QImage rendering, colormaps and export compositing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import QApplication
+
+from app import export
+from app.colormaps import COLORMAPS, argb_table, colormap
+from app.render import (
+    boolean_image,
+    label_image,
+    probability_image,
+    qimage_to_rgb,
+    rgb_image,
+    scalar_image,
+    to_index,
+)
+
+
+def _pixel(buf, x: int, y: int) -> tuple[int, int, int, int]:
+    c = QColor.fromRgba(buf.image.pixel(x, y))
+    return c.red(), c.green(), c.blue(), c.alpha()
+
+
+def test_rgb_image_roundtrip() -> None:
+    rgb = np.random.default_rng(0).integers(0, 256, (7, 5, 3), dtype=np.uint8)
+    buf = rgb_image(rgb)
+    assert buf.size == (5, 7)
+    np.testing.assert_array_equal(qimage_to_rgb(buf.image), rgb)
+
+
+def test_label_image_colors_void_and_hidden() -> None:
+    labels = np.array([[0, 1], [2, 255]], np.uint8)
+    colors = [(0, 0, 0), (255, 0, 0), (0, 255, 0)]
+    buf = label_image(labels, colors, hidden=[0])
+    assert _pixel(buf, 0, 0)[3] == 0  # hidden background
+    assert _pixel(buf, 1, 0) == (255, 0, 0, 255)
+    assert _pixel(buf, 0, 1) == (0, 255, 0, 255)
+    assert _pixel(buf, 1, 1)[3] == 0  # void
+
+
+def test_probability_image_matches_colormap() -> None:
+    values = np.linspace(0, 1, 256, dtype=np.float32).reshape(16, 16)
+    buf = probability_image(values.astype(np.float16))
+    table = colormap("viridis")
+    idx = np.rint(values.astype(np.float16).astype(np.float32) * 255).astype(int)
+    for y, x in [(0, 0), (7, 9), (15, 15)]:
+        assert _pixel(buf, x, y)[:3] == tuple(int(v) for v in table[idx[y, x]])
+
+
+def test_to_index_rounds_and_clips() -> None:
+    for dtype in (np.float16, np.float32):
+        f = np.array([[0.0, 0.5, 1.0, 2.0, np.nan, 0.2]], dtype)
+        expected = [0, 128, 255, 255, 0, round(float(np.float32(f[0, 5])) * 255)]
+        np.testing.assert_array_equal(to_index(f)[0], expected)
+    rng = np.random.default_rng(0)
+    p = rng.random((64, 64), dtype=np.float32).astype(np.float16)
+    np.testing.assert_array_equal(to_index(p), np.rint(p.astype(np.float32) * 255))
+    wide = to_index(np.array([[-1.0, 1.0, 3.0]]), -1.0, 3.0)
+    np.testing.assert_array_equal(wide, [[0, 128, 255]])
+
+
+def test_scalar_and_boolean_images() -> None:
+    buf = scalar_image(np.array([[0.0, 1.0]], np.float32), "magma")
+    assert _pixel(buf, 0, 0)[:3] == tuple(int(v) for v in colormap("magma")[0])
+    marks = boolean_image(np.array([[True, False]]), (255, 0, 0))
+    assert _pixel(marks, 0, 0) == (255, 0, 0, 255)
+    assert _pixel(marks, 1, 0)[3] == 0
+
+
+@pytest.mark.parametrize("name", COLORMAPS)
+def test_colormaps_are_256_entries(name: str) -> None:
+    assert colormap(name).shape == (256, 3)
+    assert argb_table(name).dtype == np.uint32
+
+
+def test_export_compositing(qapp: QApplication) -> None:
+    image = np.full((4, 6, 3), 100, np.uint8)
+    labels = np.zeros((4, 6), np.uint8)
+    labels[0, 0] = 1
+    out = export.overlay_rgb(image, labels, [(0, 0, 0), (200, 0, 0)], 0.5, hidden=[0])
+    assert tuple(out[0, 0]) == (150, 50, 50)
+    assert tuple(out[1, 1]) == (100, 100, 100)
+    grid = export.compare_grid([("a", image), ("b", None), ("c", image)], columns=2)
+    assert grid.ndim == 3 and grid.shape[2] == 3
+    heat = export.heatmap_rgb(np.zeros((4, 6), np.float16), "viridis")
+    assert tuple(heat[0, 0]) == tuple(int(v) for v in colormap("viridis")[0])

@@ -1,0 +1,150 @@
+"""The main window end to end: start, segment, compare, heatmaps, cancel."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPoint, QPointF
+from pytestqt.qtbot import QtBot
+
+from app.main_window import MainWindow
+from app.render import qimage_to_rgb
+from app.state import VARIANTS
+from tests.app.conftest import CLASS_NAMES, Screenshot
+
+
+def test_window_shows_loading_then_the_first_result(
+    qtbot: QtBot, window: MainWindow, samples: Path
+) -> None:
+    with qtbot.waitSignal(window.controller.modelLoading, timeout=5000):
+        window.start([samples])
+    assert window.model_label.text() == "Loading model…"
+    assert window.file_list.count() == 3
+    with qtbot.waitSignal(window.controller.resultReady, timeout=60000):
+        pass
+    assert window.model_label.text().startswith("Model: tiny test model")
+    assert window.state.document.title == "sample_00.png"
+
+
+def test_shown_mask_has_the_image_size_and_model_classes(
+    loaded_window: MainWindow, screenshot: Screenshot
+) -> None:
+    win = loaded_window
+    doc = win.state.document
+    overlay = win.viewer.canvas.overlay_layer.buffer
+    assert overlay is not None and overlay.size == (doc.width, doc.height)
+    pred = win.state.prediction()
+    assert set(pred.outputs) == set(VARIANTS)
+    for out in pred.outputs.values():
+        assert out.labels.shape == (doc.height, doc.width)
+        assert out.labels.max() < len(CLASS_NAMES)
+    # every opaque overlay pixel has the color of a (visible) class
+    rgb = qimage_to_rgb(overlay.image).reshape(-1, 3)
+    colors = {tuple(c) for c in win.state.colors()}
+    assert {tuple(c) for c in np.unique(rgb, axis=0)} <= colors | {(0, 0, 0)}
+    legend = [win.legend.topLevelItem(i).text(0) for i in range(win.legend.topLevelItemCount())]
+    assert legend == CLASS_NAMES
+    screenshot(win, "viewer")
+
+
+def test_samples_with_masks_show_the_four_metrics(loaded_window: MainWindow) -> None:
+    stats = loaded_window.stats
+    for variant in VARIANTS:
+        for key in ("pixel_acc", "mean_acc", "mean_iu", "fw_iu"):
+            assert 0.0 <= float(stats.value(key, variant)) <= 1.0
+    assert "Metrics against" in stats.note.text()
+
+
+def test_compare_panes_stay_in_sync(
+    qtbot: QtBot, loaded_window: MainWindow, screenshot: Screenshot
+) -> None:
+    win = loaded_window
+    win.tabs.setCurrentWidget(win.compare)
+    qtbot.waitUntil(lambda: win.compare.panes["8s"].canvas.overlay_layer.buffer is not None)
+    canvases = win.compare.canvases
+    canvases[3].zoom_at(4.0, QPointF(40, 30))
+    ref_zoom, ref_center = canvases[3].zoom, canvases[3].view_center()
+    for canvas in canvases:
+        assert canvas.zoom == pytest.approx(ref_zoom)
+        center = canvas.view_center()
+        assert abs(center.x() - ref_center.x()) <= 1 and abs(center.y() - ref_center.y()) <= 1
+    canvases[0].fit()
+    screenshot(win, "compare")
+    assert "differ" in win.compare.panes["disagreement"].caption.text()
+    assert "mean IU" in win.compare.panes["16s"].caption.text()
+
+
+def test_heatmap_class_switch_changes_the_image(
+    qtbot: QtBot, loaded_window: MainWindow, screenshot: Screenshot
+) -> None:
+    win = loaded_window
+    win.tabs.setCurrentWidget(win.heatmaps)
+    view = win.heatmaps
+    win.state.set_heatmap(cls=1)
+    view.refresh_now()
+    first = qimage_to_rgb(view.canvas.overlay_layer.buffer.image)
+    assert view.colorbar.title == "P(disc), FCN-8s"
+    # choosing the class in the legend switches the heatmap
+    item = win.legend.topLevelItem(3)
+    win.legend.itemClicked.emit(item, 0)
+    qtbot.waitUntil(lambda: view.colorbar.title == "P(wire), FCN-8s")
+    second = qimage_to_rgb(view.canvas.overlay_layer.buffer.image)
+    assert not np.array_equal(first, second)
+    assert view.thumbs.count() == len(CLASS_NAMES) + 1
+    win.state.set_heatmap(source="entropy", mode="alone")
+    view.refresh_now()
+    assert view.colorbar.title.startswith("Entropy")
+    assert not view.canvas.image_layer.isVisible()
+    screenshot(win, "heatmap_entropy_alone")
+    win.state.set_heatmap(cls=1, mode="overlay")
+    view.refresh_now()
+    screenshot(win, "heatmaps")
+
+
+def test_hover_reads_out_class_and_probability_per_variant(
+    qtbot: QtBot, loaded_window: MainWindow
+) -> None:
+    canvas = loaded_window.viewer.canvas
+    center = canvas.mapFromScene(QPointF(20.5, 20.5))
+    qtbot.mouseMove(canvas.viewport(), center)
+    qtbot.mouseMove(canvas.viewport(), center + QPoint(1, 0))
+    text = loaded_window.hover_label.text()
+    assert "x " in text and "32s:" in text and "16s:" in text and "8s:" in text
+    assert "reference:" in text
+
+
+def test_cancel_stops_a_running_segmentation(
+    qtbot: QtBot, loaded_window: MainWindow, tmp_path: Path
+) -> None:
+    from core.data.imageio import write_image
+
+    big = tmp_path / "big.png"
+    write_image(big, np.random.default_rng(1).integers(0, 256, (2048, 2048, 3), dtype=np.uint8))
+    win = loaded_window
+    with qtbot.waitSignal(win.controller.progress, timeout=60000):
+        win.open_paths([big])
+    assert win.controller.busy and win.cancel_button.isVisible()
+    with qtbot.waitSignal(win.controller.cancelled, timeout=30000):
+        win.actions.cancel.trigger()
+    assert win.state.prediction() is None
+    assert "cancelled" in win.notifications.last().text
+    qtbot.waitUntil(lambda: not win.progress.isVisible())
+    # the app goes on: another image still segments
+    small = tmp_path / "small.png"
+    write_image(small, np.full((64, 80, 3), 90, np.uint8))
+    with qtbot.waitSignal(win.controller.resultReady, timeout=60000):
+        win.open_paths([small])
+
+
+def test_going_back_to_an_image_is_instant(qtbot: QtBot, loaded_window: MainWindow) -> None:
+    win = loaded_window
+    first = win.state.document
+    with qtbot.waitSignal(win.controller.resultReady, timeout=60000):
+        win.actions.next_image.trigger()
+    assert win.state.document.title == "sample_01.png"
+    win.actions.prev_image.trigger()
+    assert win.state.document is first
+    assert win.state.prediction() is not None
+    assert not win.controller.busy
