@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch.utils.data
 
 from core.atomic import atomic_write_text
 from core.data.imageio import check_mask, read_image, read_mask, write_image, write_mask
@@ -241,8 +240,12 @@ class FolderPairs:
         return names if names is not None else list(VOC_CLASSES)
 
 
-class SegmentationDataset(torch.utils.data.Dataset):
-    """Image/mask pairs read as numpy arrays, optionally through a joint transform."""
+class SegmentationDataset:
+    """Image/mask pairs read as numpy arrays, optionally through a joint transform.
+
+    A map-style dataset (``__len__`` and ``__getitem__``), usable with torch's DataLoader;
+    this module itself does not import torch, so the app can use the layouts cheaply.
+    """
 
     def __init__(
         self,
