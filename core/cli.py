@@ -1,4 +1,4 @@
-"""The command line: ``python -m core {train,evaluate,predict,make-scenes} --help``."""
+"""The command line: ``python -m core COMMAND --help`` (train, evaluate, predict, ...)."""
 
 from __future__ import annotations
 
@@ -94,16 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_train(sub)
     _add_evaluate(sub)
-    from core import predict
+    from core import convert, labelme, predict
 
     predict.add_parser(sub)
     _add_make_scenes(sub)
-    try:
-        from core import convert  # issue 6: model import/export
-    except ImportError:
-        pass
-    else:
-        convert.add_parser(sub)
+    labelme.add_parser(sub)
+    convert.add_parser(sub)
     return parser
 
 

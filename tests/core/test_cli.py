@@ -13,7 +13,8 @@ from core.cli import main
 from core.data.imageio import read_mask
 
 
-@pytest.mark.parametrize("command", ["train", "evaluate", "predict", "make-scenes"])
+@pytest.mark.parametrize("command", ["train", "evaluate", "predict", "make-scenes",
+                                     "labelme2voc", "convert", "download", "export-onnx"])
 def test_every_subcommand_has_help(command: str, capsys) -> None:
     with pytest.raises(SystemExit) as info:
         main([command, "--help"])

@@ -1,0 +1,449 @@
+"""Fine-tuning on the user's corrections: fast (heads only, cached features) or full.
+
+Fast mode freezes the VGG trunk, runs it once per image (dropout off) and caches pool3,
+pool4 and fc7; each iteration then runs only the score layers and the deconvolutions, so
+a few hundred iterations take seconds on a CPU. Full mode trains every layer on the images
+(for a GPU). The model passed in is never modified: a deep copy is trained and, unless the
+run is cancelled, saved atomically as a new checkpoint whose parent is the old one.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import torch
+
+from core.checkpoint import ModelInfo, save_checkpoint
+from core.data.imageio import check_mask, read_image, read_mask
+from core.data.palette import VOID
+from core.errors import FCNStudioError
+from core.metrics import ConfusionAccumulator, scores_with_names
+from core.models.fcn import FCN, VARIANTS, bilinear_kernel
+from core.training.config import TrainConfig
+from core.training.losses import multi_output_loss
+from core.training.trainer import TrainProgress, lr_factor, make_optimizer
+
+log = logging.getLogger(__name__)
+
+__all__ = ["FineTuneConfig", "FineTuneResult", "Item", "fine_tune"]
+
+Item = tuple[np.ndarray, np.ndarray, "np.ndarray | None"]
+"""``(rgb H x W x 3 uint8, mask H x W uint8 (255 = ignore), corrected H x W bool or None)``."""
+
+
+@dataclass(frozen=True)
+class FineTuneConfig:
+    """How to fine-tune.
+
+    Attributes:
+        mode: "fast" (trunk frozen, features cached, heads trained) or "full" (all layers).
+        iterations: Optimizer steps.
+        lr: Base learning rate (biases get twice as much, as in training).
+        optimizer: "adam" or "sgd".
+        weight_decay: L2 penalty on weights.
+        batch_size: Images per step.
+        corrected_only: Compute the loss only on corrected pixels (the rest count as 255);
+            images without a corrections record count all their labelled pixels.
+        variant_weights: Loss weight of each output.
+        mix_original: ``(image, mask)`` file pairs of the original training data to mix in.
+        mix_count: How many of them to use (default: as many as corrected images).
+        hflip: Also train on mirrored images (fast mode caches both; full mode flips at
+            random).
+        crop_size: Full mode only: random square crops of this size (None: whole images).
+        schedule: "fixed", "poly" or "cosine" learning-rate decay.
+        seed: Seeds image order, sampling of the original data and flips.
+        name: Name of the new checkpoint (default: the old one's).
+    """
+
+    mode: str = "fast"
+    iterations: int = 200
+    lr: float = 1e-2
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    batch_size: int = 4
+    corrected_only: bool = False
+    variant_weights: dict[str, float] = field(
+        default_factory=lambda: {"32s": 1.0, "16s": 1.0, "8s": 1.0}
+    )
+    mix_original: list[tuple[Path, Path]] | None = None
+    mix_count: int | None = None
+    hflip: bool = False
+    crop_size: int | None = None
+    schedule: str = "poly"
+    seed: int = 0
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("fast", "full"):
+            raise ValueError(f"mode must be 'fast' or 'full', not {self.mode!r}")
+        if self.iterations < 1 or self.batch_size < 1:
+            raise ValueError("iterations and batch_size must be positive")
+        if not self.variant_weights or set(self.variant_weights) - set(VARIANTS):
+            raise ValueError(f"variant_weights must name some of {VARIANTS}")
+
+    @property
+    def train_config(self) -> TrainConfig:
+        """The equivalent :class:`TrainConfig` (optimizer and schedule settings)."""
+        return TrainConfig(
+            preset=f"finetune-{self.mode}", optimizer=self.optimizer, lr=self.lr,
+            weight_decay=self.weight_decay, batch_size=self.batch_size,
+            iterations=self.iterations, variant_weights=dict(self.variant_weights),
+            crop_size=self.crop_size, hflip=self.hflip, schedule=self.schedule, warmup=0,
+            seed=self.seed, amp="off",
+        )
+
+    def to_dict(self) -> dict:
+        """JSON-ready form (stored in the checkpoint's training record)."""
+        d = asdict(self)
+        d["mix_original"] = len(self.mix_original) if self.mix_original else 0
+        return d
+
+
+@dataclass
+class FineTuneResult:
+    """How a fine-tune ended.
+
+    Attributes:
+        checkpoint: The new checkpoint (None when cancelled).
+        info: Its metadata (parent = the old model's id; None when cancelled).
+        model: The fine-tuned copy, in eval mode (None when cancelled).
+        cancelled: Whether the user cancelled (nothing was written then).
+        iterations: Steps done.
+        loss_history: ``(iteration, loss)`` per step.
+        before: Scores per variant on the given images before fine-tuning.
+        after: The same after fine-tuning (empty when cancelled).
+        seconds: Wall time.
+    """
+
+    checkpoint: Path | None
+    info: ModelInfo | None
+    model: FCN | None
+    cancelled: bool
+    iterations: int
+    loss_history: list[tuple[int, float]] = field(default_factory=list)
+    before: dict[str, dict] = field(default_factory=dict)
+    after: dict[str, dict] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+@dataclass
+class _Sample:
+    image: torch.Tensor  # (1, 3, H, W) uint8 on the device
+    target: torch.Tensor  # (1, H, W) int64: the training target (255 = ignored)
+    truth: torch.Tensor  # (1, H, W) int64: the full mask, for the metrics
+    feats: dict[str, torch.Tensor] | None = None
+    flipped: dict[str, torch.Tensor] | None = None
+    evaluate: bool = True
+
+
+class _CroppedHeads:
+    """``model.heads`` with the fixed bilinear final upsamplers as cropped matrix products.
+
+    Mathematically identical to :meth:`FCN.heads` (to float rounding): an upsampler whose
+    weight is the bilinear kernel is separable, and only the output rows and columns that
+    survive the crop are computed, as ``U_rows @ scores @ U_cols.T``. On a CPU this is many
+    times faster than a ``ConvTranspose2d`` over the padded map. Used in fast mode whenever
+    every final upsampler is frozen and bilinear; otherwise the model's own heads run.
+    """
+
+    _FINALS: ClassVar[dict[str, str]] = {"32s": "upscore", "16s": "upscore16", "8s": "upscore8"}
+
+    def __init__(self, model: FCN) -> None:
+        self.model = model
+        self.kernels: dict[str, tuple[torch.Tensor, int]] = {}
+        for name in self._FINALS.values():
+            layer = getattr(model, name)
+            k = layer.kernel_size[0]
+            w = layer.weight.detach()
+            if layer.weight.requires_grad or not torch.equal(
+                w.cpu(), bilinear_kernel(layer.in_channels, k)
+            ):
+                raise ValueError(f"{name} is not a fixed bilinear upsampler")
+            factor = (k + 1) // 2
+            center = factor - 1 if k % 2 == 1 else factor - 0.5
+            og = torch.arange(k, dtype=torch.float64)
+            f1d = (1 - (og - center).abs() / factor).float().to(w.device)
+            self.kernels[name] = (f1d, layer.stride[0])
+        self._matrices: dict[tuple, torch.Tensor] = {}
+
+    @classmethod
+    def try_make(cls, model: FCN) -> _CroppedHeads | None:
+        """The fast heads, or None when the model's final upsamplers are not fixed bilinear."""
+        try:
+            return cls(model)
+        except ValueError:
+            return None
+
+    def _matrix(self, name: str, n_in: int, offset: int, size: int) -> torch.Tensor:
+        key = (name, n_in, offset, size)
+        m = self._matrices.get(key)
+        if m is None:
+            f1d, stride = self.kernels[name]
+            k = f1d.numel()
+            o = torch.arange(offset, offset + size, device=f1d.device)[:, None]
+            d = o - torch.arange(n_in, device=f1d.device)[None, :] * stride
+            inside = (d >= 0) & (d < k)
+            if int(o[-1, 0] - (n_in - 1) * stride) >= k and size:
+                raise RuntimeError(f"score map too small to crop {size} at offset {offset}")
+            m = torch.where(inside, f1d[d.clamp(0, k - 1)], torch.zeros((), device=f1d.device))
+            self._matrices[key] = m
+        return m
+
+    def _up(self, scores: torch.Tensor, variant: str, size: tuple[int, int]) -> torch.Tensor:
+        name = self._FINALS[variant]
+        off = self.model.offsets[variant]
+        rows = self._matrix(name, scores.shape[-2], off, size[0])
+        cols = self._matrix(name, scores.shape[-1], off, size[1])
+        return rows @ scores @ cols.T
+
+    def __call__(self, feats: dict[str, torch.Tensor], size: tuple[int, int] | torch.Size,
+                 variants: Sequence[str]) -> dict[str, torch.Tensor]:
+        """Like ``model.heads(feats, size, variants)``."""
+        m, size = self.model, (int(size[0]), int(size[1]))
+        off = m.offsets
+        score_fr = m.score_fr(feats["fc7"])
+        out: dict[str, torch.Tensor] = {}
+        if "32s" in variants:
+            out["32s"] = self._up(score_fr, "32s", size)
+        if "16s" in variants or "8s" in variants:
+            up2 = m.upscore2(score_fr)
+            h, w = up2.shape[-2:]
+            o4 = off["score_pool4"]
+            pool4 = feats["pool4"][..., o4 : o4 + h, o4 : o4 + w]  # a 1x1 conv: crop first
+            if m.config.scale_skips:
+                pool4 = pool4 * 0.01
+            fuse4 = up2 + m.score_pool4(pool4)
+            if "16s" in variants:
+                out["16s"] = self._up(fuse4, "16s", size)
+            if "8s" in variants:
+                up4 = m.upscore_pool4(fuse4)
+                h, w = up4.shape[-2:]
+                o3 = off["score_pool3"]
+                pool3 = feats["pool3"][..., o3 : o3 + h, o3 : o3 + w]
+                if m.config.scale_skips:
+                    pool3 = pool3 * 0.0001
+                out["8s"] = self._up(up4 + m.score_pool3(pool3), "8s", size)
+        return {v: out[v] for v in VARIANTS if v in out}
+
+
+def _check_items(items: Sequence[Item], num_classes: int) -> None:
+    if not items:
+        raise FCNStudioError("Nothing to fine-tune on: no corrected image")
+    for i, (rgb, mask, corrected) in enumerate(items):
+        rgb, mask = np.asarray(rgb), np.asarray(mask)
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+            raise FCNStudioError(f"Image {i} is not H x W x 3 uint8: {rgb.shape} {rgb.dtype}")
+        check_mask(mask, rgb.shape, num_classes, f"of image {i}")
+        if corrected is not None and np.asarray(corrected).shape != mask.shape:
+            raise FCNStudioError(f"Corrected pixels of image {i} do not match its mask size")
+
+
+def _samples(items: Sequence[Item], mixed: Sequence[Item], corrected_only: bool,
+             device: torch.device) -> list[_Sample]:
+    out = []
+    for k, (rgb, mask, corrected) in enumerate([*items, *mixed]):
+        mask = np.asarray(mask, np.uint8)
+        target = mask
+        if corrected_only and corrected is not None:
+            target = np.where(np.asarray(corrected, bool), mask, np.uint8(VOID))
+        out.append(_Sample(
+            image=torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].to(device),
+            target=torch.from_numpy(target.astype(np.int64))[None].to(device),
+            truth=torch.from_numpy(mask.astype(np.int64))[None].to(device),
+            evaluate=k < len(items),
+        ))
+    if not any(bool((s.target != VOID).any()) for s in out):
+        raise FCNStudioError("Nothing to fine-tune on: no labelled (corrected) pixel")
+    return out
+
+
+def _load_mixed(config: FineTuneConfig, n_items: int) -> list[Item]:
+    pairs = list(config.mix_original or [])
+    if not pairs:
+        return []
+    count = min(len(pairs), config.mix_count if config.mix_count is not None else n_items)
+    rng = np.random.default_rng(config.seed)
+    chosen = sorted(rng.choice(len(pairs), size=count, replace=False).tolist())
+    return [(read_image(pairs[i][0]), read_mask(pairs[i][1]), None) for i in chosen]
+
+
+def _scores(model: FCN, samples: Sequence[_Sample], info: ModelInfo,
+            variants: Sequence[str], heads: Callable | None) -> dict[str, dict]:
+    acc = {v: ConfusionAccumulator(info.num_classes) for v in variants}
+    model.eval()
+    with torch.no_grad():  # not inference_mode: cached tensors are reused for training
+        for s in samples:
+            if not s.evaluate:
+                continue
+            if heads is not None and s.feats is not None:
+                out = heads(s.feats, s.image.shape[-2:], variants)
+            else:
+                out = model(info.preprocessing(s.image), variants=variants)
+            for v in variants:
+                acc[v].update(s.truth[0], out[v][0].argmax(0))
+    return {v: scores_with_names(acc[v].scores(), list(info.class_names)) for v in variants}
+
+
+def fine_tune(
+    model: FCN,
+    info: ModelInfo,
+    items: Sequence[Item],
+    config: FineTuneConfig,
+    *,
+    device: torch.device | str = "cpu",
+    progress: Callable[[TrainProgress], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+    out_path: str | Path,
+) -> FineTuneResult:
+    """Fine-tune a copy of ``model`` on ``items`` and save it as a new checkpoint version.
+
+    Args:
+        model: The current model (left untouched).
+        info: Its metadata; the new checkpoint's ``parent`` is ``info.id``.
+        items: ``(rgb, mask, corrected)`` triples (see :data:`Item`).
+        config: Mode, iterations, learning rate, loss restriction...
+        device: Where to train.
+        progress: Called after every step with a :class:`TrainProgress` (loss, ETA).
+        cancel: Checked before every step (and between images while caching); when it
+            returns True the run stops without writing anything.
+        out_path: The new checkpoint file (written atomically).
+
+    Returns:
+        A :class:`FineTuneResult` with before/after scores on ``items``.
+
+    Raises:
+        FCNStudioError: No image or no labelled pixel to train on, or a mask that does
+            not fit its image or the model's classes.
+    """
+    t0 = time.perf_counter()
+    device = torch.device(device)
+    fast = config.mode == "fast"
+    _check_items(items, info.num_classes)
+    mixed = _load_mixed(config, len(items))
+    if mixed:
+        _check_items(mixed, info.num_classes)
+    samples = _samples(items, mixed, config.corrected_only, device)
+    weights = {v: float(w) for v, w in config.variant_weights.items() if w}
+    variants = [v for v in VARIANTS if v in weights]
+    result = FineTuneResult(None, None, None, True, 0)
+
+    work = copy.deepcopy(model).to(device)
+    work.eval()
+    if fast:
+        with torch.no_grad():  # (not inference_mode: the heads backpropagate into them)
+            for s in samples:
+                if cancel is not None and cancel():
+                    result.seconds = time.perf_counter() - t0
+                    return result
+                x = info.preprocessing(s.image)
+                s.feats = work.features(x)
+                if config.hflip:
+                    s.flipped = work.features(x.flip(-1))
+    heads = (_CroppedHeads.try_make(work) or work.heads) if fast else None
+    result.before = _scores(work, samples, info, list(VARIANTS), heads)
+
+    for p in work.trunk_parameters():
+        p.requires_grad_(not fast)
+    work.set_upsampling_trainable(final=work.config.learn_final_upsampling,
+                                  skip=work.config.learn_skip_upsampling)
+    tc = config.train_config
+    optimizer = make_optimizer(work, tc)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: lr_factor(tc, i))
+    transform = None
+    if not fast and (config.crop_size is not None or config.hflip):
+        from core.data.transforms import train_transform
+
+        transform = train_transform(config.crop_size, scale=None, hflip=config.hflip)
+    gen = torch.Generator().manual_seed(config.seed)
+    order: list[int] = []
+    work.train(not fast)  # fast: the heads have no dropout; keep the cached features' mode
+    t_train = time.perf_counter()
+    for it in range(config.iterations):
+        if cancel is not None and cancel():
+            log.info("fine-tuning cancelled at iteration %d", it)
+            result.iterations = it
+            result.seconds = time.perf_counter() - t0
+            return result
+        batch = []
+        for _ in range(min(config.batch_size, len(samples))):
+            if not order:
+                order = torch.randperm(len(samples), generator=gen).tolist()
+            batch.append(samples[order.pop()])
+        total = torch.zeros((), device=device)
+        parts_sum: dict[str, float] = {}
+        for s in batch:
+            target = s.target
+            if fast:
+                flip = config.hflip and bool(torch.rand((), generator=gen) < 0.5)
+                feats = s.flipped if flip else s.feats
+                out = heads(feats, s.image.shape[-2:], variants)  # type: ignore[misc]
+                if flip:
+                    target = target.flip(-1)
+            elif transform is not None:
+                img, msk = transform(s.image[0].permute(1, 2, 0).cpu().numpy(),
+                                     target[0].cpu().numpy().astype(np.uint8))
+                out = work(info.preprocessing(img[None].to(device)), variants=variants)
+                target = msk[None].to(device)
+            else:
+                out = work(info.preprocessing(s.image), variants=variants)
+            loss, parts = multi_output_loss(out, target, weights)
+            total = total + loss / len(batch)
+            for k, v in parts.items():
+                parts_sum[k] = parts_sum.get(k, 0.0) + v / len(batch)
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        optimizer.step()
+        scheduler.step()
+        done = it + 1
+        result.loss_history.append((done, float(total.detach())))
+        result.iterations = done
+        if progress is not None:
+            elapsed = time.perf_counter() - t_train
+            progress(TrainProgress(done, config.iterations, result.loss_history[-1][1],
+                                   parts_sum, optimizer.param_groups[0]["lr"], elapsed,
+                                   elapsed / done * (config.iterations - done)))
+
+    for p in work.parameters():
+        p.requires_grad_(True)
+    work.set_upsampling_trainable(final=work.config.learn_final_upsampling,
+                                  skip=work.config.learn_skip_upsampling)
+    result.after = _scores(work, samples, info, list(VARIANTS), heads)
+    if cancel is not None and cancel():
+        result.seconds = time.perf_counter() - t0
+        return result
+
+    n_eval = len(items)
+    entries = [
+        {"split": "corrections", "stage": stage, "images": n_eval, **scores}
+        for stage, scores in (("before", result.before), ("after", result.after))
+    ]
+    new_info = replace(
+        info,
+        name=config.name or info.name,
+        parent=info.id or None,
+        id="",
+        created="",
+        training={
+            **config.to_dict(),
+            "kind": "fine-tune",
+            "parent_id": info.id or None,
+            "images": n_eval,
+            "mixed_images": len(mixed),
+            "iteration": result.iterations,
+        },
+        metrics=[*info.metrics, *entries],
+    )
+    work.eval()
+    out_path = Path(out_path)
+    saved = save_checkpoint(out_path, work, new_info)
+    result.checkpoint, result.info, result.model = out_path, saved, work
+    result.cancelled = False
+    result.seconds = time.perf_counter() - t0
+    return result
