@@ -60,6 +60,8 @@ class FineTuneConfig:
         schedule: "fixed", "poly" or "cosine" learning-rate decay.
         seed: Seeds image order, sampling of the original data and flips.
         name: Name of the new checkpoint (default: the old one's).
+        pixels_per_step: Fast mode: each image's loss in a step uses a random grid of
+            about this many pixels (a new grid every step); 0 uses every pixel.
     """
 
     mode: str = "fast"
@@ -79,6 +81,7 @@ class FineTuneConfig:
     schedule: str = "poly"
     seed: int = 0
     name: str | None = None
+    pixels_per_step: int = 16384
 
     def __post_init__(self) -> None:
         if self.mode not in ("fast", "full"):
@@ -196,22 +199,31 @@ class _CroppedHeads:
             self._matrices[key] = m
         return m
 
-    def _up(self, scores: torch.Tensor, variant: str, size: tuple[int, int]) -> torch.Tensor:
+    def _up(self, scores: torch.Tensor, variant: str, size: tuple[int, int],
+            pick: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
         name = self._FINALS[variant]
         off = self.model.offsets[variant]
         rows = self._matrix(name, scores.shape[-2], off, size[0])
         cols = self._matrix(name, scores.shape[-1], off, size[1])
+        if pick is not None:
+            rows, cols = rows[pick[0]], cols[pick[1]]
         return rows @ scores @ cols.T
 
     def __call__(self, feats: dict[str, torch.Tensor], size: tuple[int, int] | torch.Size,
-                 variants: Sequence[str]) -> dict[str, torch.Tensor]:
-        """Like ``model.heads(feats, size, variants)``."""
+                 variants: Sequence[str],
+                 pick: tuple[torch.Tensor, torch.Tensor] | None = None,
+                 ) -> dict[str, torch.Tensor]:
+        """Like ``model.heads(feats, size, variants)``.
+
+        ``pick = (row_indices, col_indices)`` computes only those output rows and columns
+        (the loss of a step then sees that grid of pixels).
+        """
         m, size = self.model, (int(size[0]), int(size[1]))
         off = m.offsets
         score_fr = m.score_fr(feats["fc7"])
         out: dict[str, torch.Tensor] = {}
         if "32s" in variants:
-            out["32s"] = self._up(score_fr, "32s", size)
+            out["32s"] = self._up(score_fr, "32s", size, pick)
         if "16s" in variants or "8s" in variants:
             up2 = m.upscore2(score_fr)
             h, w = up2.shape[-2:]
@@ -221,7 +233,7 @@ class _CroppedHeads:
                 pool4 = pool4 * 0.01
             fuse4 = up2 + m.score_pool4(pool4)
             if "16s" in variants:
-                out["16s"] = self._up(fuse4, "16s", size)
+                out["16s"] = self._up(fuse4, "16s", size, pick)
             if "8s" in variants:
                 up4 = m.upscore_pool4(fuse4)
                 h, w = up4.shape[-2:]
@@ -229,8 +241,26 @@ class _CroppedHeads:
                 pool3 = feats["pool3"][..., o3 : o3 + h, o3 : o3 + w]
                 if m.config.scale_skips:
                     pool3 = pool3 * 0.0001
-                out["8s"] = self._up(up4 + m.score_pool3(pool3), "8s", size)
+                out["8s"] = self._up(up4 + m.score_pool3(pool3), "8s", size, pick)
         return {v: out[v] for v in VARIANTS if v in out}
+
+
+def _pick_grid(target: torch.Tensor, budget: int, gen: torch.Generator
+               ) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Random rows and columns whose grid holds about ``budget`` pixels (None: use all).
+
+    Each step trains on a different random grid, so every pixel is seen over the run while
+    a step costs a fraction of a full-resolution one. Sparse targets (a few corrected
+    strokes) are used whole.
+    """
+    h, w = target.shape[-2:]
+    labelled = int((target != VOID).sum())
+    if budget <= 0 or h * w <= budget or labelled <= budget:
+        return None
+    f = (h * w / budget) ** 0.5
+    rows = torch.randperm(h, generator=gen)[: max(1, round(h / f))].sort().values
+    cols = torch.randperm(w, generator=gen)[: max(1, round(w / f))].sort().values
+    return rows.to(target.device), cols.to(target.device)
 
 
 def _check_items(items: Sequence[Item], num_classes: int) -> None:
@@ -347,6 +377,7 @@ def fine_tune(
                 if config.hflip:
                     s.flipped = work.features(x.flip(-1))
     heads = (_CroppedHeads.try_make(work) or work.heads) if fast else None
+    is_cropped = isinstance(heads, _CroppedHeads)
     result.before = _scores(work, samples, info, list(VARIANTS), heads)
 
     for p in work.trunk_parameters():
@@ -383,9 +414,12 @@ def fine_tune(
             if fast:
                 flip = config.hflip and bool(torch.rand((), generator=gen) < 0.5)
                 feats = s.flipped if flip else s.feats
-                out = heads(feats, s.image.shape[-2:], variants)  # type: ignore[misc]
                 if flip:
                     target = target.flip(-1)
+                pick = _pick_grid(target, config.pixels_per_step, gen) if is_cropped else None
+                out = heads(feats, s.image.shape[-2:], variants, pick)  # type: ignore[misc]
+                if pick is not None:
+                    target = target[:, pick[0]][:, :, pick[1]]
             elif transform is not None:
                 img, msk = transform(s.image[0].permute(1, 2, 0).cpu().numpy(),
                                      target[0].cpu().numpy().astype(np.uint8))
