@@ -63,6 +63,13 @@ class Actions:
         self.run = a(window, "&Run Segmentation", ["Ctrl+R", "F5"], "Segment this image")
         self.cancel = a(window, "&Cancel", ["Esc"], "Cancel the running segmentation")
         self.autorun = a(window, "&Auto-run on Image Change", [], "", True)
+        self.import_model = a(window, "&Import Model…", [],
+                              "Convert a Caffe, pytorch-fcn or safetensors model and load it")
+        self.download_models = a(window, "Download &Published Models…", [],
+                                 "Download, verify and convert the paper's published weights")
+        self.model_set = a(window, "Model &Set…", [],
+                           "Choose the checkpoint of each compare pane (32s, 16s, 8s)")
+        self.export_onnx = a(window, "&Export ONNX…", [], "Export the current model to ONNX")
         self.about = a(window, "&About FCN Studio", [])
         icon = window.style().standardIcon
         sp = QStyle.StandardPixmap
@@ -106,6 +113,10 @@ class Actions:
         self.panels_menu = view.addMenu("&Panels")
         model = bar.addMenu("&Model")
         model.addActions([self.open_model, self.default_model])
+        self.library_menu: QMenu = model.addMenu("&Library")
+        model.addActions([self.import_model, self.download_models])
+        model.addSeparator()
+        model.addActions([self.model_set, self.export_onnx])
         self.device_menu: QMenu = model.addMenu("&Device")
         model.addSeparator()
         model.addActions([self.run, self.cancel, self.autorun])

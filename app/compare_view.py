@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QGridLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGridLayout, QVBoxLayout, QWidget
 
 from app import overlays
 from app.canvas import ImageCanvas
 from app.lazy_view import LazyView
+from app.models_ui.model_set import ModelSet, disagreement_view, pane_sources, pane_stats
+from app.models_ui.widgets import ElidedLabel
 from app.render import ImageBuffer
 from app.state import VARIANTS, ViewerState
 from app.view_sync import ViewSync
@@ -29,9 +31,10 @@ class ComparePane(QWidget):
     def __init__(self, title: str, parent: QWidget | None = None) -> None:
         """An empty pane."""
         super().__init__(parent)
-        self.title = QLabel(f"<b>{title}</b>", self)
+        # one line each, elided (whole text in the tooltip): equal canvas sizes in every pane
+        self.title = ElidedLabel(title, bold=True, parent=self)
         self.canvas = ImageCanvas(self)
-        self.caption = QLabel("", self)
+        self.caption = ElidedLabel("", parent=self)
         self.caption.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
@@ -39,6 +42,17 @@ class ComparePane(QWidget):
         layout.addWidget(self.title)
         layout.addWidget(self.canvas, 1)
         layout.addWidget(self.caption)
+
+    def set_title(self, text: str, *shorter: str) -> None:
+        """Replace the title, e.g. "FCN-16s · fcn16s-heavy-pascal (16s output)".
+
+        ``shorter`` forms are shown, in order, when the pane is too narrow for ``text``.
+        """
+        self.title.setText(text, *shorter)
+
+    def title_text(self) -> str:
+        """The whole title (it is shown elided when the pane is narrow)."""
+        return self.title.text()
 
     def show_content(
         self, image: ImageBuffer | None, overlay: ImageBuffer | None, opacity: float, caption: str
@@ -56,6 +70,7 @@ class CompareView(LazyView):
         """Subscribe to ``state``."""
         super().__init__(parent)
         self.state = state
+        self.model_set: ModelSet | None = None
         self.panes: dict[str, ComparePane] = {}
         grid = QGridLayout(self)
         grid.setContentsMargins(0, 0, 0, 0)
@@ -68,6 +83,13 @@ class CompareView(LazyView):
         for signal in (state.documentChanged, state.modelChanged, state.resultChanged,
                        state.referenceChanged, state.overlayChanged):
             signal.connect(self.invalidate)
+
+    def set_model_set(self, model_set: ModelSet | None) -> None:
+        """Take the variant panes' models from ``model_set`` (None: the current model)."""
+        self.model_set = model_set
+        if model_set is not None:
+            model_set.changed.connect(self.invalidate)
+        self.invalidate()
 
     @property
     def canvases(self) -> list[ImageCanvas]:
@@ -84,9 +106,7 @@ class CompareView(LazyView):
         image = doc.display_image()
         colors = st.colors()
         opacity = st.overlay_opacity if st.overlay_visible else 0.0
-        stats = overlays.statistics(doc, st.model_id, len(colors)) if colors else None
-        per_variant, problem = (stats.variants, stats.problem) if stats else ({}, "")
-        pred = doc.prediction(st.model_id)
+        sources = pane_sources(st, self.model_set)
         self.panes["image"].show_content(image, None, 1.0, f"{doc.title}  {doc.width}×{doc.height}")
         ref = overlays.reference_overlay(doc, colors, st.hidden_classes)
         rp = doc.reference_path
@@ -94,16 +114,16 @@ class CompareView(LazyView):
         self.panes["reference"].show_content(
             image, ref, opacity, ref_caption if doc.reference is not None else "No reference mask"
         )
-        if stats is not None:
-            caption = f"variants differ on {stats.disagreement:.1%} of the pixels"
-        else:
-            caption = "no prediction yet"
-        self.panes["disagreement"].show_content(
-            image, overlays.disagreement_overlay(doc, st.model_id), 0.85, caption
-        )
+        marks, caption = disagreement_view(doc, st, sources)
+        self.panes["disagreement"].show_content(image, marks, 0.85, caption)
+        problem = ""
         for variant in VARIANTS:
-            s = per_variant.get(variant)
+            src = sources[variant]
+            self.panes[variant].set_title(src.title, src.short_title)
+            s, pane_problem = pane_stats(doc, src)
+            problem = problem or pane_problem
             if s is None:
+                pred = doc.prediction(src.model_id)
                 caption = "no prediction yet" if pred is None else "not computed"
             elif s.metrics is not None:
                 caption = (f"mean IU {s.metrics['mean_iu']:.3f}  ·  pixel acc "
@@ -112,7 +132,7 @@ class CompareView(LazyView):
                 caption = f"confidence {s.mean_confidence:.2f}  ·  entropy {s.mean_entropy:.2f}"
             self.panes[variant].show_content(
                 image,
-                overlays.label_overlay(doc, st.model_id, variant, colors, st.hidden_classes),
+                overlays.label_overlay(doc, src.model_id, variant, src.colors, src.hidden),
                 opacity,
                 caption,
             )

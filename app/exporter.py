@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QFileDialog, QWidget
 
 from app import export
 from app.colormaps import DEFAULT_COLORMAP, ENTROPY_COLORMAP
+from app.models_ui.model_set import ModelSet, mixed, pane_sources, set_disagreement
 from app.notifications import NotificationCenter
 from app.overlays import DISAGREE_COLOR
 from app.settings import Settings
@@ -24,6 +25,7 @@ class Exporter:
     ) -> None:
         """Export from ``state``; ask for file names with dialogs parented to ``parent``."""
         self.parent, self.state, self.notes, self.settings = parent, state, notes, settings
+        self.model_set: ModelSet | None = None  # the compare grid follows the compare view's
 
     def _variant(self) -> str:
         source = self.state.overlay_source
@@ -118,15 +120,19 @@ class Exporter:
         ref = None
         if doc.reference is not None:
             ref = export.overlay_rgb(doc.image, doc.reference, colors, alpha, hidden)
+        sources = pane_sources(st, self.model_set)
+        several = mixed(sources)
+        differ = set_disagreement(doc, sources) if several else pred.disagreement()
         tiles: list[tuple[str, np.ndarray | None]] = [
             (doc.title, doc.image),
             ("Reference", ref),
-            ("Disagreement", export.mark_rgb(doc.image, pred.disagreement(), DISAGREE_COLOR, 0.85)),
+            ("Disagreement", None if differ is None else
+             export.mark_rgb(doc.image, differ, DISAGREE_COLOR, 0.85)),
         ]
-        for v in VARIANTS:
-            out = pred.outputs.get(v)
-            tiles.append((f"FCN-{v}", None if out is None else
-                          export.overlay_rgb(doc.image, out.labels, colors, alpha, hidden)))
+        for v, src in sources.items():
+            out = doc.output(src.model_id, v)
+            tiles.append((src.title if several else f"FCN-{v}", None if out is None else
+                          export.overlay_rgb(doc.image, out.labels, src.colors, alpha, src.hidden)))
         rgb = export.compare_grid(tiles)
         target = self._target(path, "Compare Grid", "compare")
         return self._write(target, lambda t: export.save_rgb(t, rgb), "compare grid")

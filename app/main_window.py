@@ -23,12 +23,15 @@ from PySide6.QtWidgets import (
 from app.actions import Actions
 from app.canvas import ImageCanvas
 from app.compare_view import CompareView
+from app.editing import install_editing
 from app.exporter import Exporter
 from app.file_list import FileList
+from app.finetune import install_finetune
 from app.heatmap_view import HeatmapView
 from app.inference_controller import InferenceController
 from app.legend import LegendView
 from app.model_panel import ModelPanel
+from app.models_ui.commands import ModelsUI
 from app.navigator import Navigator
 from app.notifications import NotificationCenter, NotificationPanel
 from app.settings import Settings
@@ -59,7 +62,7 @@ class MainWindow(ModelMixin, QMainWindow):
     def __init__(self, settings: Settings | None = None, parent: QWidget | None = None) -> None:
         """Build the UI; nothing heavy is imported here."""
         super().__init__(parent)
-        self.setWindowTitle("FCN Studio")
+        self.setWindowTitle("FCN Studio[*]")
         self.setObjectName("fcn-studio-main")
         self.resize(1400, 900)
         self.settings = settings or Settings()
@@ -97,6 +100,9 @@ class MainWindow(ModelMixin, QMainWindow):
         self.resizeDocks([self.docks["messages"]], [90], Qt.Orientation.Vertical)
         self._build_status_bar()
         self._connect()
+        self.editing = install_editing(self)  # before _restore_layout: its dock
+        self.finetune = install_finetune(self)
+        self.models_ui = ModelsUI(self)
         self._painted = False
         self._pending: tuple | None = None
         self.model_path: Path | None = None
@@ -292,7 +298,7 @@ class MainWindow(ModelMixin, QMainWindow):
         self.state.set_document(doc)
         entry = self.navigator.current
         title = doc.title if doc is not None else (entry.name if entry else "")
-        self.setWindowTitle(f"{title} — FCN Studio" if title else "FCN Studio")
+        self.setWindowTitle(f"{title}[*] — FCN Studio" if title else "FCN Studio[*]")
         self.hover_label.setText("")
         if doc is not None:
             self.maybe_autorun(doc)
@@ -348,8 +354,13 @@ class MainWindow(ModelMixin, QMainWindow):
             event.acceptProposedAction()
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        """Stop the worker thread before closing."""
+        """Save the masks (or ask, when a save failed), stop the worker thread, close."""
+        if not self.editing.confirm_close():
+            event.ignore()
+            return
         self.settings.set("window/geometry", self.saveGeometry())
         self.settings.set("window/state", self.saveState())
         self.controller.shutdown()
+        self.models_ui.shutdown()
+        self.finetune.shutdown()
         super().closeEvent(event)

@@ -14,7 +14,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app import overlays
+from app.models_ui.model_set import (
+    ModelSet,
+    PaneSource,
+    disagreement_view,
+    legend,
+    mixed,
+    pane_sources,
+    pane_stats,
+)
 from app.state import VARIANTS, ViewerState
 from app.stats import METRIC_NAMES
 
@@ -34,18 +42,17 @@ class StatsPanel(QWidget):
         """Subscribe to ``state``."""
         super().__init__(parent)
         self.state = state
+        self.model_set: ModelSet | None = None
         self.table = QTableWidget(len(ROWS), len(VARIANTS), self)
         self.table.setHorizontalHeaderLabels(list(VARIANTS))
         self.table.setVerticalHeaderLabels([label for _, label, _ in ROWS])
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
-        row_height = self.fontMetrics().height() + 6
+        self.row_height = row_height = self.fontMetrics().height() + 6
         self.table.verticalHeader().setDefaultSectionSize(row_height)
         self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
         self.table.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        height = row_height * (len(ROWS) + 1) + 8
-        self.table.setMinimumHeight(height)
-        self.table.setMaximumHeight(height)
+        self._fit_height(row_height)
         self.note = QLabel("", self)
         self.note.setWordWrap(True)
         layout = QVBoxLayout(self)
@@ -58,6 +65,33 @@ class StatsPanel(QWidget):
             signal.connect(self.refresh)
         self.refresh()
 
+    def set_model_set(self, model_set: ModelSet | None) -> None:
+        """Take each variant column's model from ``model_set`` (None: the current model)."""
+        self.model_set = model_set
+        if model_set is not None:
+            model_set.changed.connect(self.refresh)
+        self.refresh()
+
+    def column_label(self, variant: str) -> str:
+        """A variant column's header text."""
+        return self.table.horizontalHeaderItem(VARIANTS.index(variant)).text()
+
+    def _fit_height(self, header_height: int) -> None:
+        height = header_height + self.row_height * len(ROWS) + 8
+        self.table.setMinimumHeight(height)
+        self.table.setMaximumHeight(height)
+
+    def _label_columns(self, sources: dict[str, PaneSource]) -> None:
+        several = mixed(sources)
+        for i, (variant, src) in enumerate(sources.items()):
+            text = f"{variant}\n{src.name}" if several else variant
+            item = self.table.horizontalHeaderItem(i)
+            if item is None or item.text() != text:
+                item = QTableWidgetItem(text)
+                item.setToolTip(src.title)
+                self.table.setHorizontalHeaderItem(i, item)
+        self._fit_height(self.fontMetrics().height() * (2 if several else 1) + 6)
+
     def value(self, row_key: str, variant: str) -> str:
         """The text shown in a cell ('' when empty)."""
         item = self.table.item([k for k, _, _ in ROWS].index(row_key), VARIANTS.index(variant))
@@ -67,12 +101,17 @@ class StatsPanel(QWidget):
         """Recompute from the current document and model."""
         self.table.clearContents()
         st, doc = self.state, self.state.document
-        n = len(st.class_names())
-        stats = overlays.statistics(doc, st.model_id, n) if doc is not None and n else None
-        if stats is None:
+        sources = pane_sources(st, self.model_set)
+        self._label_columns(sources)
+        per_variant, problem = {}, ""
+        for variant, src in sources.items():
+            s, pane_problem = pane_stats(doc, src) if doc is not None else (None, "")
+            if s is not None:
+                per_variant[variant] = s
+            problem = problem or pane_problem
+        if not per_variant:
             self.note.setText("No prediction yet." if doc is not None else "")
             return
-        per_variant, problem = stats.variants, stats.problem
         bold = QFont(self.font())
         bold.setBold(True)
         for r, (key, _label, higher_better) in enumerate(ROWS):
@@ -93,7 +132,10 @@ class StatsPanel(QWidget):
                 if len(values) > 1 and v == best and key != "classes_present":
                     item.setFont(bold)
                 self.table.setItem(r, VARIANTS.index(variant), item)
-        notes = [f"Variants disagree on {stats.disagreement:.1%} of the pixels."]
+        caption = disagreement_view(doc, st, sources)[1]
+        notes = [f"{caption[:1].upper()}{caption[1:]}."]
+        if mixed(sources):
+            notes.insert(0, f"Each column is its own model's output: {legend(sources)}.")
         if problem:
             notes.append(problem)
         elif doc.reference is None:

@@ -70,6 +70,8 @@ class ViewerView(LazyView):
                 doc, st.model_id, st.overlay_source, colors, st.hidden_classes
             )
         self.canvas.set_overlay(overlay, st.overlay_opacity)
-        self.canvas.overlay_layer.setVisible(st.overlay_visible)
+        # while a mask is being edited, its layer (app.editing) replaces the prediction overlay
+        editing = bool(getattr(self.canvas.layer("mask"), "active", False))
+        self.canvas.overlay_layer.setVisible(st.overlay_visible and not editing)
         marks = overlays.disagreement_overlay(doc, st.model_id) if st.show_disagreement else None
         self.marks_layer.set_buffer(marks)

@@ -1,0 +1,98 @@
+"""Fine-tuning from the UI: train on corrections, before/after table, versions, cancel."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+from pytestqt.qtbot import QtBot
+
+from app.main_window import MainWindow
+from tests.app.conftest import Screenshot
+
+
+@pytest.fixture
+def corrected(qtbot: QtBot, window: MainWindow, samples: Path, tmp_path: Path) -> MainWindow:
+    """A window whose first two samples were corrected (saved to the project); the third,
+    with a reference mask, is held out."""
+    folder = Path(shutil.copytree(samples, tmp_path / "samples"))
+    with qtbot.waitSignal(window.controller.resultReady, timeout=60000):
+        window.start([folder])
+    m = window.editing.manager
+    assert m.start("reference") is not None  # the whole mask is the user's
+    with qtbot.waitSignal(window.controller.resultReady, timeout=60000):
+        window.actions.next_image.trigger()
+    assert m.start("reference") is not None
+    assert window.editing.save_now()
+    assert len(window.editing.projects.project.corrected_ids()) == 2
+    return window
+
+
+def test_train_on_corrections_fills_the_table_and_adds_a_version(
+    qtbot: QtBot, corrected: MainWindow, screenshot: Screenshot
+) -> None:
+    win = corrected
+    ui, dock = win.finetune, win.finetune.dock
+    old_id = win.controller.model.info.id
+    win.docks["finetune"].show()
+    win.docks["finetune"].raise_()
+    dock.iterations.setValue(40)
+    with qtbot.waitSignal(ui.controller.finished, timeout=120000) as done:
+        qtbot.mouseClick(dock.train_button, Qt.MouseButton.LeftButton)
+        assert not dock.train_button.isEnabled() and dock.cancel_button.isEnabled()
+    outcome = done.args[0]
+    assert outcome.iterations == 40 and outcome.images == 2 and outcome.held_images == 1
+    assert outcome.info.parent == old_id and outcome.checkpoint.is_file()
+    assert outcome.checkpoint.parent == win.editing.projects.folder / "models"
+    # the before/after table: four metrics per variant, corrected and held-out images
+    assert dock.table.rowCount() == 6
+    for row in range(6):
+        for key in ("pixel_acc", "mean_acc", "mean_iu", "fw_iu"):
+            before, after = dock.table.value(row, key)
+            assert 0.0 <= before <= 1.0 and 0.0 <= after <= 1.0
+    assert dock.table.item(3, 0).text().startswith("held out")
+    assert dock.table.value(2, "pixel_acc")[1] > dock.table.value(2, "pixel_acc")[0]
+    assert len(dock.curve.xs) == 40 and dock.curve.plot is not None
+    # the new version is loaded and the image segmented again with it
+    new_id = outcome.info.id
+    qtbot.waitUntil(lambda: win.state.model_id == new_id and win.state.prediction() is not None,
+                    timeout=60000)
+    actions = ui.fill_versions_menu()
+    assert len(actions) == 2
+    assert actions[1].isChecked() and "↳" in actions[1].text() and old_id[:8] in actions[1].text()
+    assert dock.versions.topLevelItemCount() == 1
+    assert dock.versions.topLevelItem(0).childCount() == 1
+    win.resize(1400, 1000)
+    win.docks["finetune"].raise_()
+    qtbot.wait(50)
+    screenshot(win, "finetune")
+    screenshot(dock, "finetune_dock")
+    # switch back to the parent version
+    with qtbot.waitSignal(win.controller.modelLoaded, timeout=60000):
+        actions[0].trigger()
+    assert win.controller.model.info.id == old_id and win.state.model_id == old_id
+    assert ui.fill_versions_menu()[0].isChecked()
+
+
+def test_cancel_keeps_the_old_model(qtbot: QtBot, corrected: MainWindow) -> None:
+    win = corrected
+    ui, dock = win.finetune, win.finetune.dock
+    old = win.controller.model
+    dock.iterations.setValue(100_000)
+    with qtbot.waitSignal(ui.controller.progress, timeout=60000):
+        assert dock.train()
+    with qtbot.waitSignal(ui.controller.cancelled, timeout=30000):
+        qtbot.mouseClick(dock.cancel_button, Qt.MouseButton.LeftButton)
+    assert win.controller.model is old and win.state.model_id == old.model_id
+    models = win.editing.projects.folder / "models"
+    assert not models.exists() or not list(models.iterdir())
+    assert "unchanged" in dock.status.text() and dock.train_button.isEnabled()
+    assert len(ui.fill_versions_menu()) == 1
+
+
+def test_training_without_corrections_explains_why(qtbot: QtBot, loaded_window: MainWindow
+                                                   ) -> None:
+    assert not loaded_window.finetune.start()
+    assert "No corrected image" in loaded_window.notifications.last("warning").text
