@@ -119,7 +119,7 @@ class EditDock(QWidget):
                 self.preserve_box.findData(-1 if c is None else c)))
         manager.state.modelChanged.connect(self._fill_classes)
         manager.sessionChanged.connect(self._show_source)
-        manager.dirtyChanged.connect(self._show_source)
+        manager.stateChanged.connect(self._show_source)
         manager.projects.projectChanged.connect(self._show_project)
         manager.projects.saved.connect(self._show_source)
         manager.projects.saveFailed.connect(self._show_source)

@@ -73,10 +73,10 @@ class EditingUi(QObject):
         a.tool_group.triggered.connect(lambda action: m.tools.set_tool(action.data()))
         m.tools.toolChanged.connect(lambda tool: a.tools[tool].setChecked(True))
         a.start.triggered.connect(lambda: m.start())
-        a.start_file.triggered.connect(self.start_from_file)
-        a.save.triggered.connect(self.save_now)
+        a.start_file.triggered.connect(lambda: self.start_from_file())
+        a.save.triggered.connect(lambda: self.save_now())
         a.project_folder.triggered.connect(lambda: self.choose_project())
-        a.import_labelme.triggered.connect(self.import_labelme)
+        a.import_labelme.triggered.connect(lambda: self.import_labelme())
         a.export_voc.triggered.connect(lambda: self.export_voc())
         self.dock.start_box.activated.connect(
             lambda _i: w.settings.set(START_KEY, m.start_choice))
@@ -92,16 +92,16 @@ class EditingUi(QObject):
             self.manager.tools.set_class(int(item.data(0, Qt.ItemDataRole.UserRole)))
 
     # ------------------------------------------------------------------ commands
-    def start_from_file(self, path: str | None = None) -> None:
-        """Ask for a mask file and start the current image's mask from it."""
+    def start_from_file(self, path: str | None = None) -> object | None:
+        """Ask for a mask file (unless given); start the current image's mask from it."""
         doc = self.window.state.document
         if path is None:
             start = str(doc.path.parent) if doc is not None and doc.path else ""
             path, _ = QFileDialog.getOpenFileName(self.window, "Start from a Mask File", start,
                                                   "Masks (*.png);;All files (*)")
             if not path:
-                return
-        self.manager.start_from_file(path)
+                return None
+        return self.manager.start_from_file(path)
 
     def save_now(self) -> bool:
         """Save every unsaved mask (Ctrl+S)."""

@@ -44,11 +44,13 @@ class EditingManager(QObject):
         sessionChanged(object): the current image's session (or None).
         annotatingChanged(bool): annotate mode turned on or off.
         dirtyChanged(bool): whether any image has unsaved edits.
+        stateChanged(): some session became dirty or clean (for status labels).
     """
 
     sessionChanged = Signal(object)
     annotatingChanged = Signal(bool)
     dirtyChanged = Signal(bool)
+    stateChanged = Signal()
 
     def __init__(
         self,
@@ -325,3 +327,4 @@ class EditingManager(QObject):
         if dirty != self._dirty:
             self._dirty = dirty
             self.dirtyChanged.emit(dirty)
+        self.stateChanged.emit()

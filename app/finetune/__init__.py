@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QAction, QActionGroup
-from PySide6.QtWidgets import QMenu
+from PySide6.QtWidgets import QFrame, QMenu, QScrollArea
 
 from app.editing.edit_actions import find_menu
 from app.finetune.controller import FineTuneController, FineTuneOptions
@@ -32,7 +32,13 @@ class FineTuneUi(QObject):
         self.window = window
         self.controller = FineTuneController(window)
         self.dock = FineTuneDock(self.controller)
-        window._dock("finetune", "Fine-tune", self.dock, Qt.DockWidgetArea.RightDockWidgetArea)
+        scroll = QScrollArea()  # a small minimum height: the Classes dock keeps its room
+        scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.scroll = scroll
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidget(self.dock)
+        window._dock("finetune", "Fine-tune", scroll, Qt.DockWidgetArea.RightDockWidgetArea)
         if "model" in window.docks:
             window.tabifyDockWidget(window.docks["model"], window.docks["finetune"])
             window.docks["stats"].raise_()

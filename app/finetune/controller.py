@@ -61,6 +61,7 @@ class FineTuneController(QObject):
     busyChanged = Signal(bool)
     versionsChanged = Signal()
     _run = Signal(object, object)
+    _warm = Signal()
 
     def __init__(self, window: MainWindow) -> None:
         """Follow ``window``'s model and project."""
@@ -74,6 +75,9 @@ class FineTuneController(QObject):
         self._thread: QThread | None = None
         self._worker: FineTuneWorker | None = None
         self._expect_model: Path | None = None
+        self._preview_doc: Any | None = None
+        self._warming = False
+        self.warmed = False
         window.controller.modelLoaded.connect(self._on_model_loaded)
         window.editing.projects.projectChanged.connect(lambda _p: self.versionsChanged.emit())
 
@@ -114,7 +118,10 @@ class FineTuneController(QObject):
             corrected_only=bool(opts.corrected_only), mix_original=mix or None,
             name=version_name(loaded.info.name, out),
         )
-        return FineTuneJob(loaded.path, project, ids, config, w.settings.device, out, held)
+        doc = w.state.document
+        return FineTuneJob(loaded.path, project, ids, config, w.settings.device, out, held,
+                           doc.image if doc is not None else None,
+                           doc.reference if doc is not None else None)
 
     # ------------------------------------------------------------------ running
     def start(self) -> bool:
@@ -129,6 +136,7 @@ class FineTuneController(QObject):
             return False
         self._ensure_thread()
         self._cancel = threading.Event()
+        self._preview_doc = self.window.state.document
         self.busy = True
         self.busyChanged.emit(True)
         self.started.emit(len(job.ids))
@@ -136,6 +144,17 @@ class FineTuneController(QObject):
                      + (f", {len(job.held_out)} held out" if job.held_out else ""))
         self._run.emit(job, self._cancel)
         return True
+
+    def warm_up(self) -> None:
+        """Import the training code in the fine-tune thread now (once), not on the click."""
+        if self._warming or self.warmed:
+            return
+        self._warming = True
+        self._ensure_thread()
+        self._warm.emit()
+
+    def _on_warmed(self) -> None:
+        self._warming, self.warmed = False, True
 
     def cancel(self) -> bool:
         """Cancel the running fine-tune (the current model stays); True if one was running."""
@@ -162,6 +181,8 @@ class FineTuneController(QObject):
         self._worker.moveToThread(self._thread)
         self._thread.finished.connect(self._worker.deleteLater)
         self._run.connect(self._worker.run)
+        self._warm.connect(self._worker.warm_up)
+        self._worker.warmed.connect(self._on_warmed)
         self._worker.phase.connect(self.phase)
         self._worker.progress.connect(self.progress)
         self._worker.versionReady.connect(self._on_version)
@@ -175,6 +196,11 @@ class FineTuneController(QObject):
         self.last = outcome
         self.remember(outcome.checkpoint)
         self._expect_model = outcome.checkpoint
+        doc, preview = self._preview_doc, outcome.preview
+        if doc is not None and preview is not None and outcome.info.id:
+            # segmented in the fine-tune thread: shown as soon as the new version is loaded
+            new_id = outcome.info.id
+            doc.set_prediction(new_id, preview.prediction, {("stats", new_id): preview.stats})
         self.window.load_model(str(outcome.checkpoint))
         self.versionReady.emit(outcome)
         self.versionsChanged.emit()

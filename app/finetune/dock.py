@@ -47,17 +47,23 @@ class FineTuneDock(QWidget):
         layout.setContentsMargins(6, 6, 6, 6)
         form = QFormLayout()
         self.mode_box = QComboBox(self)
-        self.mode_box.addItem("Fast: heads only, backbone features cached (seconds on a CPU)",
-                              "fast")
-        self.mode_box.addItem("Full: every layer (for a GPU)", "full")
+        self.mode_box.addItem("Fast (heads only)", "fast")
+        self.mode_box.addItem("Full (every layer)", "full")
+        self.mode_box.setItemData(0, "Backbone frozen, its features cached: seconds on a CPU",
+                                  Qt.ItemDataRole.ToolTipRole)
+        self.mode_box.setItemData(1, "Every layer is trained: for a GPU",
+                                  Qt.ItemDataRole.ToolTipRole)
         self.iterations = QSpinBox(self)
         self.iterations.setRange(1, 100_000)
         self.lr = QDoubleSpinBox(self)
         self.lr.setDecimals(5)
         self.lr.setRange(1e-5, 1.0)
         self.lr.setSingleStep(1e-3)
-        self.corrected_only = QCheckBox("Loss only on the pixels I corrected", self)
-        self.mix = QCheckBox("Mix in original data (open images with reference masks)", self)
+        self.corrected_only = QCheckBox("Loss only on corrected pixels", self)
+        self.corrected_only.setToolTip("The pixels you did not change are ignored by the loss")
+        self.mix = QCheckBox("Mix in original data", self)
+        self.mix.setToolTip("Also train on open images with reference masks (a quarter of "
+                            "them are held out for the before/after table)")
         form.addRow("Mode", self.mode_box)
         form.addRow("Steps", self.iterations)
         form.addRow("Learning rate", self.lr)
@@ -98,6 +104,7 @@ class FineTuneDock(QWidget):
         for widget, stretch in ((self.curve, 3), (self.table, 4), (box, 2)):
             split.setStretchFactor(split.indexOf(widget), stretch)
         layout.addWidget(split, 1)
+        self.setMinimumHeight(500)  # scrolls below this (the dock sits in a QScrollArea)
         self._set_mode_defaults("fast")
 
         self.mode_box.activated.connect(lambda i: self._set_mode_defaults(
@@ -142,6 +149,8 @@ class FineTuneDock(QWidget):
     def _on_shown(self) -> None:
         if self.isVisible() and not self.visibleRegion().isEmpty():
             self.curve.ensure_plot()
+            if self.controller.current_id() is not None:
+                self.controller.warm_up()
             if self.controller.current_id() is not None:  # torch is imported by then
                 self.refresh_versions()
 
@@ -174,10 +183,12 @@ class FineTuneDock(QWidget):
                             f"{outcome.checkpoint.name}.")
 
     def _show_table(self, outcome: Any) -> None:
-        sets = [(f"corrected ({outcome.images})", outcome.before, outcome.after)]
+        sets = [("corrected", outcome.before, outcome.after)]
         if outcome.held_after:
-            sets.append((f"held out ({outcome.held_images})", outcome.held_before,
-                         outcome.held_after))
+            sets.append(("held out", outcome.held_before, outcome.held_after))
+        self.table.setToolTip(f"Before → after the fine-tune, on the {outcome.images} corrected "
+                              f"image(s) it trained on and on {outcome.held_images} held-out "
+                              "image(s) with reference masks")
         self.table.show_scores(sets)
 
     def _on_busy(self, busy: bool) -> None:

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import os
 
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+REDRAW_MS = 250
+"""Redraw at most 4 times a second: pyqtgraph paints in Python, holding the GIL that the
+training thread needs between its small operations."""
 
 
 class LossCurve(QWidget):
@@ -21,6 +26,10 @@ class LossCurve(QWidget):
         self._curve = None
         self.xs: list[int] = []
         self.ys: list[float] = []
+        self._redraw = QTimer(self)
+        self._redraw.setSingleShot(True)
+        self._redraw.setInterval(REDRAW_MS)
+        self._redraw.timeout.connect(self._draw)
 
     def ensure_plot(self) -> None:
         """Create the PlotWidget (imports pyqtgraph, about 0.5 s the first time)."""
@@ -44,19 +53,22 @@ class LossCurve(QWidget):
     def clear(self) -> None:
         """Forget the points."""
         self.xs, self.ys = [], []
-        if self._curve is not None:
-            self._curve.setData([], [])
+        self._draw()
 
     def add(self, step: int, loss: float) -> None:
-        """Append one point."""
+        """Append one point (drawn within :data:`REDRAW_MS`)."""
         self.xs.append(int(step))
         self.ys.append(float(loss))
-        if self._curve is not None:
-            self._curve.setData(self.xs, self.ys)
+        if not self._redraw.isActive():
+            self._redraw.start()
 
     def set_history(self, history: list[tuple[int, float]]) -> None:
         """Show a whole loss history (the worker's, when a run ends)."""
         self.xs = [int(s) for s, _ in history]
         self.ys = [float(v) for _, v in history]
+        self._draw()
+
+    def _draw(self) -> None:
+        self._redraw.stop()
         if self._curve is not None:
             self._curve.setData(self.xs, self.ys)

@@ -16,17 +16,17 @@ BETTER, WORSE = QColor(20, 130, 40), QColor(200, 40, 30)
 
 
 class BeforeAfterTable(QTableWidget):
-    """Rows: variants on the corrected images (and on held-out images); cells 'a → b'."""
+    """Rows: variants on the corrected images (and on held-out images); cells 'a→b'."""
 
     def __init__(self, parent: object = None) -> None:
         """Empty, with the metric columns."""
         super().__init__(0, 2 + len(METRICS), parent)
-        self.setHorizontalHeaderLabels(["Images", "Variant", *(t for _, t in METRICS)])
+        self.setHorizontalHeaderLabels(["Images", "", *(t for _, t in METRICS)])
         self.verticalHeader().hide()
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
         self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.horizontalHeader().setStretchLastSection(True)
+        self.horizontalHeader().setStretchLastSection(False)
         self.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 6)
 
     def show_scores(self, sets: list[tuple[str, dict, dict]]) -> None:
@@ -35,10 +35,11 @@ class BeforeAfterTable(QTableWidget):
                 for v in VARIANTS if v in before and v in after]
         self.setRowCount(len(rows))
         for r, (name, variant, b, a) in enumerate(rows):
-            self.setItem(r, 0, QTableWidgetItem(name))
+            first = r == 0 or rows[r - 1][0] != name
+            self.setItem(r, 0, QTableWidgetItem(name if first else ""))
             self.setItem(r, 1, QTableWidgetItem(variant))
             for c, (key, _title) in enumerate(METRICS, start=2):
-                item = QTableWidgetItem(f"{b[key]:.3f} → {a[key]:.3f}")
+                item = QTableWidgetItem(f"{b[key]:.3f}→{a[key]:.3f}")
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 delta = a[key] - b[key]
                 if abs(delta) >= 5e-4:
@@ -49,5 +50,5 @@ class BeforeAfterTable(QTableWidget):
     def value(self, row: int, key: str) -> tuple[float, float]:
         """``(before, after)`` shown in a row for a metric key (for tests)."""
         col = 2 + [k for k, _ in METRICS].index(key)
-        before, after = self.item(row, col).text().split(" → ")
+        before, after = self.item(row, col).text().split("→")
         return float(before), float(after)

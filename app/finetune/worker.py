@@ -21,7 +21,8 @@ from PySide6.QtCore import QObject, Signal, Slot
 
 from app.worker import describe_error
 
-PROGRESS_INTERVAL_S = 0.05
+PROGRESS_INTERVAL_S = 0.2
+"""At most 5 progress signals a second: each redraws the loss curve (Python, under the GIL)."""
 THREADS_ENV = "FCN_STUDIO_FINETUNE_THREADS"
 
 
@@ -57,6 +58,9 @@ class FineTuneJob:
         device: Device preference ("auto", "cpu", "cuda:N").
         out_path: The new checkpoint file.
         held_out: ``(image, mask)`` files to score before and after (not trained on).
+        preview: The image shown in the viewer (RGB): the new version segments it here, so
+            the improved prediction is ready when the viewer switches models.
+        preview_reference: Its reference mask (for the statistics panel), or None.
     """
 
     checkpoint: Path
@@ -66,6 +70,8 @@ class FineTuneJob:
     device: str
     out_path: Path
     held_out: list[tuple[Path, Path]] = field(default_factory=list)
+    preview: np.ndarray | None = None
+    preview_reference: np.ndarray | None = None
 
 
 @dataclass
@@ -84,31 +90,29 @@ class FineTuneOutcome:
     seconds: float
     images: int
     held_images: int
+    preview: Any | None = None  # app.worker.PredictResult of the job's preview image
 
 
 def held_out_scores(model: Any, info: Any, pairs: list[tuple[Path, Path]], device: Any,
                     cancel: threading.Event) -> dict[str, dict]:
-    """The four metrics per variant of ``model`` over ``pairs`` (void ignored)."""
-    import torch
-
+    """The four metrics per variant of ``model`` over ``pairs`` (void ignored; big images
+    are segmented in tiles)."""
     from app.stats import confusion
     from core.data.imageio import read_image, read_mask
+    from core.inference import Segmenter
     from core.metrics import segmentation_scores
     from core.models.fcn import VARIANTS
 
     n = info.num_classes
     conf = {v: np.zeros((n, n), np.int64) for v in VARIANTS}
-    model.eval()
+    seg = Segmenter(model, info, device=device)
     for image_path, mask_path in pairs:
         if cancel.is_set():
             break
-        rgb, truth = read_image(image_path), read_mask(mask_path)
-        x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].to(device)
-        with torch.inference_mode():
-            out = model(info.preprocessing(x), variants=VARIANTS)
+        pred = seg.predict(read_image(image_path), cancel=cancel.is_set)
+        truth = read_mask(mask_path)
         for v in VARIANTS:
-            labels = out[v][0].argmax(0).to(torch.uint8).cpu().numpy()
-            conf[v] += confusion(truth, labels, n)
+            conf[v] += confusion(truth, pred.outputs[v].labels, n)
     return {v: segmentation_scores(conf[v]) for v in VARIANTS}
 
 
@@ -117,12 +121,13 @@ class FineTuneWorker(QObject):
 
     Signals:
         phase(str): what it is doing ("Loading the model…", "Training…").
-        progress(object): a core ``TrainProgress`` (throttled to 20 per second).
+        progress(object): a core ``TrainProgress`` (throttled to 5 per second).
         versionReady(object): the new checkpoint is written: a :class:`FineTuneOutcome`
             without held-out scores (the GUI can load the new model at once).
         finished(object): the final :class:`FineTuneOutcome` (held-out scores included).
         failed(str): a user-facing message.
         cancelled(): the run was cancelled; nothing was written.
+        warmed(): :meth:`warm_up` is done.
     """
 
     phase = Signal(str)
@@ -131,6 +136,21 @@ class FineTuneWorker(QObject):
     finished = Signal(object)
     failed = Signal(str)
     cancelled = Signal()
+    warmed = Signal()
+
+    @Slot()
+    def warm_up(self) -> None:
+        """Import the training code ahead of a run: torch builds its first optimizer only
+        after importing ``torch._dynamo`` (about 1.5 s), which would delay the first step."""
+        try:
+            import torch
+
+            import core.training.finetune  # noqa: F401
+
+            torch.optim.Adam([torch.zeros(1, requires_grad=True)])
+        except Exception:  # a failed warm-up only costs the time again later
+            traceback.print_exc()
+        self.warmed.emit()
 
     @Slot(object, object)
     def run(self, job: FineTuneJob, cancel: threading.Event) -> None:
@@ -189,12 +209,32 @@ class FineTuneWorker(QObject):
             loss_history=list(result.loss_history), iterations=result.iterations,
             seconds=time.perf_counter() - t0, images=len(items), held_images=0,
         )
+        if job.preview is not None and not cancel.is_set():
+            outcome = replace(outcome, preview=self._segment(result, job, device))
         self.versionReady.emit(outcome)
         if job.held_out and not cancel.is_set():
+            from core.errors import Cancelled
+
             self.phase.emit(f"Scoring {len(job.held_out)} held-out image(s)…")
-            before = held_out_scores(model, info, job.held_out, device, cancel)
-            after = held_out_scores(result.model, result.info, job.held_out, device, cancel)
-            if not cancel.is_set():  # (cancelled: the new version stays, without these)
+            try:
+                before = held_out_scores(model, info, job.held_out, device, cancel)
+                after = held_out_scores(result.model, result.info, job.held_out, device,
+                                        cancel)
+            except Cancelled:  # the new version stays, without these scores
+                return outcome
+            if not cancel.is_set():
                 outcome = replace(outcome, held_before=before, held_after=after,
                                   held_images=len(job.held_out))
         return outcome
+
+    @staticmethod
+    def _segment(result: Any, job: FineTuneJob, device: Any) -> Any:
+        """The new version's prediction (and statistics) of the preview image."""
+        from app.stats import image_stats
+        from app.worker import PredictResult
+        from core.inference import Segmenter
+
+        seg = Segmenter(result.model, result.info, device=device)
+        pred = seg.predict(job.preview)
+        return PredictResult(pred, image_stats(pred, job.preview_reference,
+                                               result.info.num_classes))

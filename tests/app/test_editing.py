@@ -300,3 +300,28 @@ def test_screenshot_of_the_editing_view(
     editor.viewer.refresh_now()
     path = screenshot(editor, "editing")
     assert path.is_file()
+
+
+def test_start_from_a_mask_file_checks_size_and_classes(
+    qtbot: QtBot, editor: MainWindow, tmp_path: Path
+) -> None:
+    from core.data.imageio import write_mask
+
+    doc = editor.state.document
+    good = np.zeros((doc.height, doc.width), np.uint8)
+    good[10:30, 10:50] = 3
+    good[0, :5] = 255
+    write_mask(tmp_path / "good.png", good)
+    write_mask(tmp_path / "small.png", good[:50])
+    bad = good.copy()
+    bad[5, 5] = 9  # not a class of the 4-class model
+    write_mask(tmp_path / "bad.png", bad)
+    editing = editor.editing
+    editing.start_from_file(str(tmp_path / "small.png"))
+    assert editing.manager.session is None and "the image 128x96" in \
+        editor.notifications.last("error").text
+    editing.start_from_file(str(tmp_path / "bad.png"))
+    assert editing.manager.session is None and "[9]" in editor.notifications.last("error").text
+    session = editing.start_from_file(str(tmp_path / "good.png"))
+    assert np.array_equal(session.labels, good) and session.corrections() is True
+    assert session.dirty and editor.isWindowModified()  # a loaded mask is unsaved until written

@@ -52,7 +52,7 @@ def test_train_on_corrections_fills_the_table_and_adds_a_version(
         for key in ("pixel_acc", "mean_acc", "mean_iu", "fw_iu"):
             before, after = dock.table.value(row, key)
             assert 0.0 <= before <= 1.0 and 0.0 <= after <= 1.0
-    assert dock.table.item(3, 0).text().startswith("held out")
+    assert dock.table.item(3, 0).text().startswith("held out") and not dock.table.item(4, 0).text()
     assert dock.table.value(2, "pixel_acc")[1] > dock.table.value(2, "pixel_acc")[0]
     assert len(dock.curve.xs) == 40 and dock.curve.plot is not None
     # the new version is loaded and the image segmented again with it
@@ -64,9 +64,11 @@ def test_train_on_corrections_fills_the_table_and_adds_a_version(
     assert actions[1].isChecked() and "↳" in actions[1].text() and old_id[:8] in actions[1].text()
     assert dock.versions.topLevelItemCount() == 1
     assert dock.versions.topLevelItem(0).childCount() == 1
-    win.resize(1400, 1000)
+    win.resize(1500, 1100)
+    win.resizeDocks([win.docks["finetune"]], [470], Qt.Orientation.Horizontal)
     win.docks["finetune"].raise_()
     qtbot.wait(50)
+    ui.scroll.verticalScrollBar().setValue(0)
     screenshot(win, "finetune")
     screenshot(dock, "finetune_dock")
     # switch back to the parent version
@@ -96,3 +98,19 @@ def test_training_without_corrections_explains_why(qtbot: QtBot, loaded_window: 
                                                    ) -> None:
     assert not loaded_window.finetune.start()
     assert "No corrected image" in loaded_window.notifications.last("warning").text
+
+
+def test_options_reach_the_job(corrected: MainWindow) -> None:
+    dock = corrected.finetune.dock
+    dock.mode_box.setCurrentIndex(dock.mode_box.findData("full"))
+    dock.mode_box.activated.emit(dock.mode_box.currentIndex())
+    assert dock.iterations.value() == 500 and dock.lr.value() == pytest.approx(1e-4)
+    dock.corrected_only.setChecked(True)
+    dock.mix.setChecked(True)
+    opts = corrected.finetune.controller.options
+    opts.mode, opts.corrected_only, opts.mix_original = "full", True, True
+    job = corrected.finetune.controller.build_job()
+    assert job.config.mode == "full" and job.config.corrected_only
+    third = corrected.navigator.entries[2]
+    assert job.config.mix_original == [(third.image, third.mask)] and job.held_out == []
+    assert job.out_path.name == "tiny-ft1.safetensors" and job.preview is not None
