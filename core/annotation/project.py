@@ -103,10 +103,17 @@ class Project:
 
     @staticmethod
     def default_folder(images: Sequence[str | os.PathLike[str]]) -> Path:
-        """The default project folder: ``fcn-studio-project`` next to the first image."""
+        """The default project folder: ``fcn-studio-project`` next to the first image.
+
+        Images inside a dataset's image folder (VOC ``JPEGImages``, or ``images`` of an
+        images/masks pair) get the project beside the dataset folder, not inside it.
+        """
         if not images:
             raise DatasetError("A project needs at least one image to place it next to")
-        return Path(images[0]).resolve().parent / DEFAULT_FOLDER_NAME
+        folder = Path(images[0]).resolve().parent
+        if folder.name in ("JPEGImages", "images"):
+            folder = folder.parent
+        return folder / DEFAULT_FOLDER_NAME
 
     @classmethod
     def create(cls, folder: str | os.PathLike[str], class_names: Sequence[str],

@@ -194,3 +194,14 @@ def test_export_voc_is_accepted_by_train(tmp_path: Path, images: list[Path]) -> 
     assert rc == 0 and (tmp_path / "run" / "model.safetensors").is_file()
     with pytest.raises(DatasetError, match="no saved mask"):
         Project.create(tmp_path / "empty", SCENE_CLASSES, images[:1]).export_voc(tmp_path / "x")
+
+
+def test_default_folder_stays_out_of_dataset_image_folders(tmp_path) -> None:
+    from core.annotation.project import DEFAULT_FOLDER_NAME, Project
+
+    voc = tmp_path / "VOC2012" / "JPEGImages" / "a.jpg"
+    pairs = tmp_path / "data" / "images" / "b.png"
+    plain = tmp_path / "photos" / "c.png"
+    assert Project.default_folder([voc]) == tmp_path / "VOC2012" / DEFAULT_FOLDER_NAME
+    assert Project.default_folder([pairs]) == tmp_path / "data" / DEFAULT_FOLDER_NAME
+    assert Project.default_folder([plain]) == tmp_path / "photos" / DEFAULT_FOLDER_NAME
