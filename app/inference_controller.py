@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QObject, QThread, Signal
+from PySide6.QtCore import QObject, Signal
 
 from app.document import ImageDocument
 from app.worker import InferenceWorker, LoadedModel, PredictResult
+from app.worker_thread import WorkerThread
 
 
 @dataclass
@@ -64,8 +65,13 @@ class InferenceController(QObject):
         """Create no thread until the first job."""
         super().__init__(parent)
         self.model: LoadedModel | None = None
-        self._thread: QThread | None = None
-        self._worker: InferenceWorker | None = None
+        self._thread = WorkerThread(
+            self, "fcn-inference", InferenceWorker,
+            inbound={"load_model": self._doLoad, "predict": self._doPredict},
+            outbound={"progress": self._on_progress, "finished": self._on_finished,
+                      "failed": self._on_failed, "cancelled": self._on_cancelled,
+                      "devicesFound": self.devicesFound},
+        )
         self._queue: list[Job] = []
         self._running: Job | None = None
         self._next_id = 0
@@ -113,11 +119,7 @@ class InferenceController(QObject):
         """Cancel everything and stop the thread (waits for a running job to return)."""
         self._queue.clear()
         self._cancel_running("predict")
-        if self._thread is not None:
-            self._thread.quit()
-            self._thread.wait(timeout_ms)
-            self._thread = None
-            self._worker = None
+        self._thread.shutdown(timeout_ms)
 
     # ------------------------------------------------------------------ internals
     def _job(self, kind: str, **kw: Any) -> Job:
@@ -130,23 +132,6 @@ class InferenceController(QObject):
             return True
         return False
 
-    def _ensure_thread(self) -> None:
-        if self._thread is not None:
-            return
-        self._thread = QThread(self)
-        self._thread.setObjectName("fcn-inference")
-        self._worker = InferenceWorker()
-        self._worker.moveToThread(self._thread)
-        self._thread.finished.connect(self._worker.deleteLater)
-        self._doLoad.connect(self._worker.load_model)
-        self._doPredict.connect(self._worker.predict)
-        self._worker.progress.connect(self._on_progress)
-        self._worker.finished.connect(self._on_finished)
-        self._worker.failed.connect(self._on_failed)
-        self._worker.cancelled.connect(self._on_cancelled)
-        self._worker.devicesFound.connect(self.devicesFound)
-        self._thread.start()
-
     def _pump(self) -> None:
         if self._running is not None or not self._queue:
             return
@@ -155,7 +140,7 @@ class InferenceController(QObject):
             self.failed.emit("No model is loaded: open a checkpoint (Model > Open…)")
             self._pump()
             return
-        self._ensure_thread()
+        self._thread.ensure()
         self._running = job
         self.busyChanged.emit(True)
         if job.kind == "load":

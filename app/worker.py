@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,22 @@ def model_id_for(info: Any, path: Path) -> str:
         return f"{path.resolve()}@{path.stat().st_mtime_ns}"
     except OSError:
         return str(path)
+
+
+def throttled_progress(emit: Callable[[float], None]) -> Callable[[float], None]:
+    """Wrap ``emit`` to pass a fraction on only at 1.0, after 2 % more or after 0.1 s.
+
+    Keeps a fast prediction from flooding the GUI thread with queued progress signals.
+    """
+    last = [-1.0, 0.0]
+
+    def report(fraction: float) -> None:
+        now = time.monotonic()
+        if fraction >= 1.0 or fraction - last[0] >= 0.02 or now - last[1] > 0.1:
+            last[0], last[1] = fraction, now
+            emit(float(fraction))
+
+    return report
 
 
 NICE_ENV = "FCN_STUDIO_WORKER_NICE"
@@ -149,14 +166,7 @@ class InferenceWorker(QObject):
             return
         from core.errors import Cancelled
 
-        last = [-1.0, 0.0]
-
-        def report(fraction: float) -> None:
-            now = time.monotonic()
-            if fraction >= 1.0 or fraction - last[0] >= 0.02 or now - last[1] > 0.1:
-                last[0], last[1] = fraction, now
-                self.progress.emit(job, float(fraction))
-
+        report = throttled_progress(lambda fraction: self.progress.emit(job, fraction))
         try:
             if cancel.is_set():
                 raise Cancelled()

@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QObject, QThread, Signal
+from PySide6.QtCore import QObject, Signal
 
 from app.finetune.versions import Version, next_version_path, read_versions, version_files
 from app.finetune.worker import FineTuneJob, FineTuneOutcome, FineTuneWorker
+from app.worker_thread import WorkerThread
 
 if TYPE_CHECKING:
     from app.main_window import MainWindow
@@ -72,8 +73,14 @@ class FineTuneController(QObject):
         self.last: FineTuneOutcome | None = None
         self.known: list[Path] = []
         self._cancel: threading.Event | None = None
-        self._thread: QThread | None = None
-        self._worker: FineTuneWorker | None = None
+        self._thread = WorkerThread(
+            self, "fcn-finetune", FineTuneWorker,
+            inbound={"run": self._run, "warm_up": self._warm},
+            outbound={"warmed": self._on_warmed, "phase": self.phase,
+                      "progress": self.progress, "versionReady": self._on_version,
+                      "finished": self._on_finished, "failed": self._on_failed,
+                      "cancelled": self._on_cancelled},
+        )
         self._expect_model: Path | None = None
         self._preview_doc: Any | None = None
         self._warming = False
@@ -134,7 +141,7 @@ class FineTuneController(QObject):
         if isinstance(job, str):
             notes.notify(f"Cannot train on corrections: {job}", "warning")
             return False
-        self._ensure_thread()
+        self._thread.ensure()
         self._cancel = threading.Event()
         self._preview_doc = self.window.state.document
         self.busy = True
@@ -150,7 +157,7 @@ class FineTuneController(QObject):
         if self._warming or self.warmed:
             return
         self._warming = True
-        self._ensure_thread()
+        self._thread.ensure()
         self._warm.emit()
 
     def _on_warmed(self) -> None:
@@ -166,30 +173,7 @@ class FineTuneController(QObject):
     def shutdown(self, timeout_ms: int = 30000) -> None:
         """Cancel and stop the thread."""
         self.cancel()
-        if self._thread is not None:
-            self._thread.quit()
-            self._thread.wait(timeout_ms)
-            self._thread = None
-            self._worker = None
-
-    def _ensure_thread(self) -> None:
-        if self._thread is not None:
-            return
-        self._thread = QThread(self)
-        self._thread.setObjectName("fcn-finetune")
-        self._worker = FineTuneWorker()
-        self._worker.moveToThread(self._thread)
-        self._thread.finished.connect(self._worker.deleteLater)
-        self._run.connect(self._worker.run)
-        self._warm.connect(self._worker.warm_up)
-        self._worker.warmed.connect(self._on_warmed)
-        self._worker.phase.connect(self.phase)
-        self._worker.progress.connect(self.progress)
-        self._worker.versionReady.connect(self._on_version)
-        self._worker.finished.connect(self._on_finished)
-        self._worker.failed.connect(self._on_failed)
-        self._worker.cancelled.connect(self._on_cancelled)
-        self._thread.start()
+        self._thread.shutdown(timeout_ms)
 
     # ------------------------------------------------------------------ results
     def _on_version(self, outcome: FineTuneOutcome) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import gc
 import threading
-import time
 import traceback
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -19,11 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Signal, Slot
 
 from app.document import ImageDocument
 from app.models_ui.checkpoints import CheckpointSummary
-from app.worker import describe_error, lower_thread_priority, model_id_for
+from app.worker import describe_error, lower_thread_priority, model_id_for, throttled_progress
+from app.worker_thread import WorkerThread
 
 MAX_SEGMENTERS = 3
 """Models the worker keeps loaded (one per pane at most)."""
@@ -87,14 +87,7 @@ class SetWorker(QObject):
             lower_thread_priority()
         from core.errors import Cancelled
 
-        last = [-1.0, 0.0]
-
-        def report(fraction: float) -> None:
-            now = time.monotonic()
-            if fraction >= 1.0 or fraction - last[0] >= 0.02 or now - last[1] > 0.1:
-                last[0], last[1] = fraction, now
-                self.progress.emit(job, float(fraction))
-
+        report = throttled_progress(lambda fraction: self.progress.emit(job, fraction))
         try:
             if cancel.is_set():
                 raise Cancelled()
@@ -153,8 +146,12 @@ class SetRunner(QObject):
     def __init__(self, parent: QObject | None = None) -> None:
         """No thread until the first prediction."""
         super().__init__(parent)
-        self._thread: QThread | None = None
-        self._worker: SetWorker | None = None
+        self._thread = WorkerThread(
+            self, "fcn-model-set", SetWorker,
+            inbound={"predict": self._doPredict, "release": self._doRelease},
+            outbound={"progress": self._on_progress, "finished": self._on_finished,
+                      "failed": self._on_failed, "cancelled": self._on_cancelled},
+        )
         self._queue: list[SetJob] = []
         self._running: SetJob | None = None
         self._next_id = 0
@@ -208,39 +205,19 @@ class SetRunner(QObject):
     def release_models(self) -> None:
         """Let the worker drop its loaded models (after it finishes what is queued)."""
         self.cancel()
-        if self._thread is not None:
+        if self._thread.running:
             self._doRelease.emit()
 
     def shutdown(self, timeout_ms: int = 15000) -> None:
         """Cancel everything and stop the thread."""
         self.cancel()
-        if self._thread is not None:
-            self._thread.quit()
-            self._thread.wait(timeout_ms)
-            self._thread = None
-            self._worker = None
-
-    def _ensure_thread(self) -> None:
-        if self._thread is not None:
-            return
-        self._thread = QThread(self)
-        self._thread.setObjectName("fcn-model-set")
-        self._worker = SetWorker()
-        self._worker.moveToThread(self._thread)
-        self._thread.finished.connect(self._worker.deleteLater)
-        self._doPredict.connect(self._worker.predict)
-        self._doRelease.connect(self._worker.release)
-        self._worker.progress.connect(self._on_progress)
-        self._worker.finished.connect(self._on_finished)
-        self._worker.failed.connect(self._on_failed)
-        self._worker.cancelled.connect(self._on_cancelled)
-        self._thread.start()
+        self._thread.shutdown(timeout_ms)
 
     def _pump(self) -> None:
         if self._running is not None or not self._queue:
             return
         job = self._queue.pop(0)
-        self._ensure_thread()
+        self._thread.ensure()
         self._running = job
         self.busyChanged.emit(True)
         self.started.emit(job.doc, job.member)

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Signal, Slot
 
 from app.worker import describe_error, lower_thread_priority
+from app.worker_thread import WorkerThread
 
 IMPORT, DOWNLOAD, EXPORT = "import", "download", "export"
 KINDS: tuple[str, ...] = (IMPORT, DOWNLOAD, EXPORT)
@@ -183,8 +184,12 @@ class TaskRunner(QObject):
     def __init__(self, parent: QObject | None = None) -> None:
         """No thread until the first task."""
         super().__init__(parent)
-        self._thread: QThread | None = None
-        self._worker: TaskWorker | None = None
+        self._thread = WorkerThread(
+            self, "fcn-model-tasks", TaskWorker,
+            inbound={"run": self._do},
+            outbound={"progress": self._on_progress, "finished": self._on_finished,
+                      "failed": self._on_failed, "cancelled": self._on_cancelled},
+        )
         self._queue: list[Task] = []
         self._running: Task | None = None
         self._next_id = 0
@@ -220,32 +225,13 @@ class TaskRunner(QObject):
     def shutdown(self, timeout_ms: int = 30000) -> None:
         """Cancel everything and stop the thread (a conversion cannot be cut short)."""
         self.cancel()
-        if self._thread is not None:
-            self._thread.quit()
-            self._thread.wait(timeout_ms)
-            self._thread = None
-            self._worker = None
-
-    def _ensure_thread(self) -> None:
-        if self._thread is not None:
-            return
-        self._thread = QThread(self)
-        self._thread.setObjectName("fcn-model-tasks")
-        self._worker = TaskWorker()
-        self._worker.moveToThread(self._thread)
-        self._thread.finished.connect(self._worker.deleteLater)
-        self._do.connect(self._worker.run)
-        self._worker.progress.connect(self._on_progress)
-        self._worker.finished.connect(self._on_finished)
-        self._worker.failed.connect(self._on_failed)
-        self._worker.cancelled.connect(self._on_cancelled)
-        self._thread.start()
+        self._thread.shutdown(timeout_ms)
 
     def _pump(self) -> None:
         if self._running is not None or not self._queue:
             return
         task = self._queue.pop(0)
-        self._ensure_thread()
+        self._thread.ensure()
         self._running = task
         self.busyChanged.emit(True)
         self.started.emit(task.id, task.kind)
