@@ -103,6 +103,8 @@ class MainWindow(ModelMixin, QMainWindow):
         self.editing = install_editing(self)  # before _restore_layout: its dock
         self.finetune = install_finetune(self)
         self.models_ui = ModelsUI(self)
+        # room for about eight classes in the legend (it scrolls beyond that)
+        self.legend.setMinimumHeight(8 * self.legend.fontMetrics().height() + 60)
         self._painted = False
         self._pending: tuple | None = None
         self.model_path: Path | None = None

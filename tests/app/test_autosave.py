@@ -56,7 +56,8 @@ def paint(qtbot: QtBot, win: MainWindow, cls: int = 2, y: int = 20) -> np.ndarra
 
 
 def project_dir(folder: Path) -> Path:
-    return folder / "images" / "fcn-studio-project"
+    # images in an images/ + masks/ dataset: the project goes beside them, not inside images/
+    return folder / "fcn-studio-project"
 
 
 def test_switching_images_autosaves_into_a_voc_project(
