@@ -34,6 +34,7 @@ from core.devices import pick_device
 from core.errors import Cancelled, CheckpointError, ClassCountError, FCNStudioError
 from core.models.fcn import VARIANTS
 from core.paths import default_model_path
+from core.runtime import Backend, select_backend
 
 __all__ = ["Prediction", "Segmenter", "VariantOutput", "as_rgb"]
 
@@ -285,11 +286,17 @@ class Segmenter:
         device: str | torch.device | None = None,
         tile_size: int = 1024,
         tile_overlap: int = 128,
+        backend: str | None = None,
     ) -> None:
         """Put ``model`` in eval mode on ``device`` (None: "auto", see :func:`pick_device`).
 
+        ``backend`` chooses how the network runs (see :mod:`core.runtime`): None reads
+        ``FCN_STUDIO_BACKEND`` and defaults to "auto", the fastest correct path for the
+        device; "eager" runs the model as it is. What cannot be used falls back to eager with
+        a logged reason (:attr:`backend_notes`).
+
         Raises:
-            FCNStudioError: Bad tile settings, an unavailable device, or a model whose
+            FCNStudioError: Bad tile settings, backend choice or device, or a model whose
                 class count differs from ``info``'s.
         """
         if tile_size < 2 * STRIDE:
@@ -312,6 +319,17 @@ class Segmenter:
         self.info = info
         self.tile_size = int(tile_size)
         self.tile_overlap = int(tile_overlap)
+        try:
+            self.backend: Backend = select_backend(
+                self.model, self.device, backend, preprocessing=info.preprocessing
+            )
+        except ValueError as exc:
+            raise FCNStudioError(str(exc)) from exc
+
+    @property
+    def backend_notes(self) -> list[str]:
+        """Why the inference backend left features out or fell back to eager."""
+        return list(self.backend.notes)
 
     @classmethod
     def from_checkpoint(
@@ -319,7 +337,7 @@ class Segmenter:
         path: str | Path | None = None,
         *,
         device: str | torch.device | None = None,
-        **kw: int,
+        **kw: int | str | None,
     ) -> Segmenter:
         """Load a checkpoint (None: the default model) onto ``device``.
 
@@ -412,12 +430,12 @@ class Segmenter:
     def _forward(self, batch: torch.Tensor, variants: tuple[str, ...]) -> dict[str, torch.Tensor]:
         """The network on a uint8 ``(N, 3, H, W)`` RGB batch already on the model's device.
 
-        Returns ``{variant: (N, C, H, W) scores}`` on the same device. This is the seam for
-        an optimized path (channels_last, reduced precision, compiled model): the caller
-        only needs score maps of the input's size (any float dtype).
+        Returns ``{variant: (N, C, H, W) scores}`` on the same device (any float dtype),
+        computed by :attr:`backend` (eager for inputs it does not take, e.g. on the CPU
+        after an out-of-memory fallback).
         """
         x = self.info.preprocessing(batch).contiguous()
-        return self.model(x, variants=variants)
+        return self.backend(x, variants)
 
     def _predict_chunk(
         self,

@@ -3,7 +3,6 @@ resume, and DistributedDataParallel under torchrun."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import time
@@ -20,7 +19,7 @@ from core.errors import CheckpointError
 from core.models.fcn import FCN
 from core.training.config import TrainConfig
 from core.training.evaluate import evaluate
-from core.training.losses import multi_output_loss
+from core.training.fast import FastOptions, compile_model, prepare, train_step
 from core.training.state import load_train_state, save_train_state
 
 log = logging.getLogger(__name__)
@@ -101,7 +100,8 @@ def _collate(batch: Sequence[tuple[torch.Tensor, torch.Tensor]]):
 
 
 def _batches(dataset: Dataset, config: TrainConfig, rank: int, world: int,
-             start_iteration: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+             start_iteration: int, pin_memory: bool = False
+             ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Endless shuffled batches; epoch e uses seed (seed, e); each rank takes its share."""
     n = len(dataset)  # type: ignore[arg-type]
     per_epoch = max(1, n // (config.batch_size * world))
@@ -114,18 +114,10 @@ def _batches(dataset: Dataset, config: TrainConfig, rank: int, world: int,
         loader = DataLoader(
             torch.utils.data.Subset(dataset, order), batch_size=config.batch_size,
             shuffle=False, drop_last=len(order) >= config.batch_size,
-            num_workers=config.workers, collate_fn=_collate,
+            num_workers=config.workers, collate_fn=_collate, pin_memory=pin_memory,
         )
         yield from loader
         epoch += 1
-
-
-def _autocast(device: torch.device, amp: str):
-    if device.type == "cuda" and amp in ("auto", "bf16"):
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    if amp == "bf16" and device.type == "cpu":
-        return torch.autocast("cpu", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 def _distributed() -> tuple[int, int]:
@@ -146,6 +138,7 @@ def train(
     resume: bool = False,
     progress: Callable[[TrainProgress], None] | None = None,
     cancel: Callable[[], bool] | None = None,
+    fast: FastOptions | None = None,
 ) -> TrainResult:
     """Train ``model`` on ``dataset`` (items: uint8 image tensor, int64 mask tensor).
 
@@ -153,7 +146,8 @@ def train(
     ``out_dir/train_state.safetensors`` every ``checkpoint_every`` iterations and at the
     end, each atomically. ``cancel()`` is checked every iteration: a cancelled run returns
     without writing, so the last saved checkpoint stays intact. ``resume=True`` continues
-    from the state in ``out_dir``.
+    from the state in ``out_dir``. ``fast`` sets the step's fast path (None: the device's
+    defaults and ``FCN_STUDIO_TRAIN_FAST``, see :mod:`core.training.fast`).
     """
     out_dir = Path(out_dir)
     device = torch.device(device)
@@ -162,6 +156,8 @@ def train(
         final=config.learn_final_upsampling, skip=config.learn_skip_upsampling
     )
     model.to(device).train()
+    fast = fast or FastOptions.for_device(device)
+    module = prepare(model, fast)
     optimizer = make_optimizer(model, config)
     start = 0
     if resume:
@@ -174,14 +170,16 @@ def train(
     if start == 0:  # LambdaLR applies the factor of iteration 0 only from its first step
         for group, base in zip(optimizer.param_groups, scheduler.base_lrs, strict=True):
             group["lr"] = base * lr_factor(config, 0)
-    net: torch.nn.Module = model
+    net: torch.nn.Module = module
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None,
+            module, device_ids=[device.index] if device.type == "cuda" else None,
             find_unused_parameters=len(config.loss_weights) < 3,
         )
+    net = compile_model(net, fast)
     weights = config.loss_weights
-    batches = _batches(dataset, config, rank, world, start)
+    batches = _batches(dataset, config, rank, world, start,
+                       pin_memory=fast.pin_memory and device.type == "cuda")
     history: list[tuple[int, float]] = []
     saved: Path | None = None
     t0 = time.perf_counter()
@@ -191,13 +189,9 @@ def train(
             log.info("training cancelled at iteration %d", it)
             return TrainResult(saved, None, it, True, history)
         images, masks = next(batches)
-        images, masks = images.to(device, non_blocking=True), masks.to(device, non_blocking=True)
-        with _autocast(device, config.amp):
-            outputs = net(info.preprocessing(images), variants=tuple(weights))
-        loss, parts = multi_output_loss(outputs, masks, weights, reduction=config.reduction)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        loss, parts = train_step(net, optimizer, images, masks, weights, info.preprocessing,
+                                 device=device, amp=config.amp, reduction=config.reduction,
+                                 options=fast)
         scheduler.step()
         history.append((it + 1, float(loss.detach())))
         done = it + 1
