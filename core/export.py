@@ -32,15 +32,10 @@ from core.models.fcn import FCN, VARIANTS
 from core.models.preprocess import Preprocessing
 
 
-def _crop(t: torch.Tensor, offset: int, like: torch.Tensor) -> torch.Tensor:
-    """Crop ``t`` to ``like``'s height and width at ``offset`` (sizes stay symbolic)."""
-    return t[:, :, offset : offset + like.shape[2], offset : offset + like.shape[3]]
-
-
 class OnnxFCN(nn.Module):
-    """An FCN for export: a tuple of the requested outputs, crops traced with dynamic sizes.
+    """An FCN for export: a tuple of the requested outputs (optionally with preprocessing).
 
-    Computes exactly what :meth:`FCN.heads` does.
+    The model's own heads crop with traced sizes, so height and width stay dynamic.
     """
 
     def __init__(self, model: FCN, variants: Sequence[str],
@@ -64,23 +59,7 @@ class OnnxFCN(nn.Module):
         """Scores of each requested variant, in 32s, 16s, 8s order."""
         if self.preprocess:
             x = x.float().index_select(1, self.order) * self.scale - self.shift
-        m, off = self.model, self.model.offsets
-        feats = m.features(x)
-        score_fr = m.score_fr(feats["fc7"])
-        out: dict[str, torch.Tensor] = {}
-        if "32s" in self.variants:
-            out["32s"] = _crop(m.upscore(score_fr), off["32s"], x)
-        if "16s" in self.variants or "8s" in self.variants:
-            up2 = m.upscore2(score_fr)
-            pool4 = feats["pool4"] * 0.01 if m.config.scale_skips else feats["pool4"]
-            fuse4 = up2 + _crop(m.score_pool4(pool4), off["score_pool4"], up2)
-            if "16s" in self.variants:
-                out["16s"] = _crop(m.upscore16(fuse4), off["16s"], x)
-            if "8s" in self.variants:
-                up4 = m.upscore_pool4(fuse4)
-                pool3 = feats["pool3"] * 0.0001 if m.config.scale_skips else feats["pool3"]
-                fuse3 = up4 + _crop(m.score_pool3(pool3), off["score_pool3"], up4)
-                out["8s"] = _crop(m.upscore8(fuse3), off["8s"], x)
+        out = self.model.heads(self.model.features(x), x.shape[-2:], self.variants)
         return tuple(out[v] for v in self.variants)
 
 

@@ -89,8 +89,9 @@ def _deconv(channels: int, kernel_size: int, stride: int) -> nn.ConvTranspose2d:
 
 
 def _crop(t: torch.Tensor, offset: int, size: tuple[int, int] | torch.Size) -> torch.Tensor:
-    h, w = int(size[0]), int(size[1])
-    if t.shape[-2] < offset + h or t.shape[-1] < offset + w:
+    # Sizes are not converted to int, so a traced export (ONNX) keeps height and width dynamic.
+    h, w = size[0], size[1]
+    if not torch.jit.is_tracing() and (t.shape[-2] < offset + h or t.shape[-1] < offset + w):
         raise RuntimeError(
             f"score map {tuple(t.shape[-2:])} too small to crop {h}x{w} at offset {offset}"
         )
