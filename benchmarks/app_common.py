@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import platform
-import subprocess
 import sys
 from pathlib import Path
 
@@ -17,15 +15,9 @@ if str(ROOT) not in sys.path:
 
 def machine() -> str:
     """CPU model name and core count, e.g. 'AMD EPYC, 2 cores'."""
-    name = platform.processor() or "unknown CPU"
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name:"):
-                name = line.split(":", 1)[1].strip()
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    return f"{name}, {os.cpu_count()} cores"
+    from benchmarks.runtime_common import cpu_name
+
+    return f"{cpu_name()}, {os.cpu_count()} cores"
 
 
 def percentiles(values: list[float]) -> dict[str, float]:

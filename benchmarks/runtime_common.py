@@ -21,18 +21,24 @@ if str(ROOT) not in sys.path:
 RESULTS = ROOT / "benchmarks" / "results"
 
 
-def machine() -> dict:
-    """CPU model, cores, GPU, library versions and the date (UTC)."""
-    import torch
-
-    cpu = platform.processor() or "unknown CPU"
+def cpu_name() -> str:
+    """The CPU's model name as lscpu reports it (platform's guess without lscpu)."""
+    name = platform.processor() or "unknown CPU"
     try:
         out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
         for line in out.splitlines():
             if line.startswith("Model name:"):
-                cpu = line.split(":", 1)[1].strip()
+                name = line.split(":", 1)[1].strip()
     except (OSError, subprocess.CalledProcessError):
         pass
+    return name
+
+
+def machine() -> dict:
+    """CPU model, cores, GPU, library versions and the date (UTC)."""
+    import torch
+
+    cpu = cpu_name()
     info = {
         "date_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M"),
         "cpu": cpu,
