@@ -31,6 +31,7 @@ __all__ = [
     "Upgrade",
     "WeightsWatch",
     "agreement",
+    "error_line",
     "is_oom",
     "same_device",
 ]
@@ -405,7 +406,7 @@ class TorchBackend(Backend):
                 raise
             self._compiled = None
             self.options = replace(self.options, compile=False)
-            self.note(f"torch.compile failed: {_first_line(exc)}; running uncompiled")
+            self.note(f"torch.compile failed: {error_line(exc)}; running uncompiled")
             fn = self._function()
             out = fn(x)
         if self.options.cuda_graphs:
@@ -419,7 +420,7 @@ class TorchBackend(Backend):
                     raise
                 self.options = replace(self.options, cuda_graphs=False)
                 self._graphs.clear()
-                self.note(f"CUDA graph capture failed: {_first_line(exc)}; not using graphs")
+                self.note(f"CUDA graph capture failed: {error_line(exc)}; not using graphs")
         return out
 
 
@@ -546,7 +547,7 @@ class Upgrade(Backend):
         try:
             self._prepare()
         except Exception as exc:  # an export or runtime problem: keep the first backend
-            self._failed = f"{self.better.name} not prepared ({_first_line(exc)})"
+            self._failed = f"{self.better.name} not prepared ({error_line(exc)})"
             self._own.append(f"{self._failed}: staying on {self.first.name}")
             log.warning("%s: staying on %s", self._failed, self.first.name)
         finally:
@@ -559,7 +560,7 @@ class Upgrade(Backend):
             except Exception as exc:
                 if is_oom(exc):
                     raise
-                self._failed = f"{self.better.name} failed ({_first_line(exc)})"
+                self._failed = f"{self.better.name} failed ({error_line(exc)})"
                 self._own.append(f"{self._failed}: back to {self.first.name}")
                 log.warning("%s: back to %s", self._failed, self.first.name)
         out = self.first(x, variants)
@@ -628,15 +629,18 @@ class GuardedBackend(Backend):
                 raise
             self.primary = None
             primary.release()
-            message = f"{primary.description} failed ({_first_line(exc)}); using eager"
+            message = f"{primary.description} failed ({error_line(exc)}); using eager"
             self._after.append(message)
             log.warning("%s", message)
             return self.eager(x, variants)
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+def error_line(exc: BaseException) -> str:
+    """``"Type: message"`` on one line (two when the first ends with ":", as torch.compile's
+    "backend='inductor' raised:" does), for notes and logs."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = " ".join(lines[:2]) if lines and lines[0].endswith(":") else "".join(lines[:1])
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def agreement(a: Scores, b: Scores) -> dict[str, float]:

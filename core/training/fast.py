@@ -21,12 +21,14 @@ import torch
 from torch import nn
 
 from core.models.fcn import VARIANTS
+from core.runtime.backends import error_line, is_oom
 from core.runtime.border import BorderReuse, NotApplicable
 from core.runtime.options import parse_bool
 from core.training.losses import multi_output_loss
 
 __all__ = [
     "ENV_VAR",
+    "Compiled",
     "FastOptions",
     "ReuseFCN",
     "autocast",
@@ -147,14 +149,39 @@ def prepare(model: nn.Module, options: FastOptions) -> nn.Module:
         return model
 
 
+class Compiled:
+    """``torch.compile(net)`` that falls back to ``net`` if compiling fails.
+
+    Compilation happens on the first call (and the backward graph on the first backward),
+    so a missing toolchain or an unsupported op shows up inside a step, not at
+    ``torch.compile``. :func:`train_step` then switches to the plain module for good, logs
+    why, and redoes the step; :attr:`reason` keeps the message.
+    """
+
+    def __init__(self, net: nn.Module, compiled: Callable[..., dict]) -> None:
+        self.plain = net
+        self.compiled: Callable[..., dict] | None = compiled
+        self.reason: str | None = None
+
+    def __call__(self, *args, **kwargs) -> dict:
+        net = self.compiled if self.compiled is not None else self.plain
+        return net(*args, **kwargs)
+
+    def give_up(self, exc: BaseException) -> None:
+        """Use the plain module from now on (``exc``: why compiling failed)."""
+        self.reason = f"torch.compile failed ({error_line(exc)})"
+        self.compiled = None
+        log.warning("%s: training uncompiled", self.reason)
+
+
 def compile_model(net: nn.Module, options: FastOptions) -> Callable[..., dict]:
-    """``torch.compile(net)`` when asked and possible, else ``net`` (the reason logged)."""
+    """``net`` wrapped in :class:`Compiled` when ``options.compile``, else ``net``."""
     if not options.compile:
         return net
     try:
         mode = None if options.compile_mode == "default" else options.compile_mode
-        return torch.compile(net, mode=mode, backend=options.compile_backend)
-    except Exception as exc:  # e.g. no compiler toolchain, unsupported platform
+        return Compiled(net, torch.compile(net, mode=mode, backend=options.compile_backend))
+    except Exception as exc:  # e.g. an unknown backend name, an unsupported platform
         log.warning("torch.compile failed (%s): training uncompiled", exc)
         return net
 
@@ -182,10 +209,25 @@ def train_step(
     x = preprocessing(images)
     if options.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
+    try:
+        return _step(net, optimizer, x, masks, weights, device, amp, reduction)
+    except Exception as exc:
+        if not isinstance(net, Compiled) or net.compiled is None or is_oom(exc):
+            raise
+        # The parameters are untouched (the step failed before step()): redo it uncompiled.
+        # If that fails too, the batch or the model is at fault, not compiling.
+        out = _step(net.plain, optimizer, x, masks, weights, device, amp, reduction)
+        net.give_up(exc)
+        return out
+
+
+def _step(net: Callable[..., dict], optimizer: torch.optim.Optimizer, x: torch.Tensor,
+          masks: torch.Tensor, weights: Mapping[str, float], device: torch.device, amp: str,
+          reduction: str) -> tuple[torch.Tensor, dict[str, float]]:
+    optimizer.zero_grad(set_to_none=True)
     with autocast(device, amp):
         outputs = net(x, variants=tuple(weights))
     loss, parts = multi_output_loss(outputs, masks, dict(weights), reduction=reduction)
-    optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
     return loss, parts

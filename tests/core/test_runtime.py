@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import logging
+import shutil
 from collections.abc import Iterator
 
 import numpy as np
@@ -589,3 +590,88 @@ def test_train_step_paths_agree() -> None:
         results.append((losses, model.score_fr.weight.detach().clone()))
     assert results[1][0] == pytest.approx(results[0][0], rel=1e-4)
     torch.testing.assert_close(results[1][1], results[0][1], rtol=1e-3, atol=1e-5)
+
+
+def _train_inputs(classes: int = 5, n: int = 2, size: int = 64):
+    images = torch.from_numpy(np.stack([scene(size, size, seed=s) for s in range(n)])).permute(
+        0, 3, 1, 2).contiguous()
+    return images, torch.randint(0, classes, (n, size, size), generator=torch.Generator()
+                                 .manual_seed(3))
+
+
+def test_a_compile_failure_in_training_redoes_the_step_uncompiled(caplog) -> None:
+    from torch._dynamo import register_backend
+
+    from core.training.config import TrainConfig
+    from core.training.fast import Compiled, FastOptions, compile_model, train_step
+    from core.training.trainer import make_optimizer
+
+    @register_backend(name="fcn_studio_test_broken")
+    def broken(gm, example_inputs):  # a toolchain that is not there
+        raise RuntimeError("no C++ compiler found")
+
+    images, masks = _train_inputs()
+    config = TrainConfig()
+    losses = []
+    broken_opts = FastOptions(compile=True, compile_backend="fcn_studio_test_broken")
+    for opts in (FastOptions(), broken_opts):
+        torch.manual_seed(0)
+        model = fcn_vgg16(num_classes=5, width=0.03125, dropout=0.0).train()
+        net = compile_model(model, opts)
+        optimizer = make_optimizer(model, config)
+        with caplog.at_level(logging.WARNING, logger="core.training.fast"):
+            losses.append([float(train_step(net, optimizer, images, masks, config.loss_weights,
+                                            IMAGENET, device=torch.device("cpu"), amp="off",
+                                            options=opts)[0].detach()) for _ in range(2)])
+    assert isinstance(net, Compiled) and net.compiled is None
+    assert "no C++ compiler found" in net.reason
+    assert "training uncompiled" in caplog.text
+    assert losses[1] == pytest.approx(losses[0], rel=1e-5)  # the failed step was redone
+
+
+def test_a_bad_batch_is_not_blamed_on_compiling() -> None:
+    from core.training.config import TrainConfig
+    from core.training.fast import Compiled, FastOptions, compile_model, train_step
+    from core.training.trainer import make_optimizer
+
+    images, masks = _train_inputs()
+    opts = FastOptions(compile=True, compile_backend="eager")
+    model = fcn_vgg16(num_classes=5, width=0.03125).train()
+    net = compile_model(model, opts)
+    optimizer = make_optimizer(model, TrainConfig())
+    with pytest.raises((IndexError, RuntimeError), match="out of bounds"):
+        train_step(net, optimizer, images, masks + 7, {"8s": 1.0}, IMAGENET,
+                   device=torch.device("cpu"), amp="off", options=opts)
+    assert isinstance(net, Compiled) and net.compiled is not None and net.reason is None
+
+
+@pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None,
+                    reason="TorchInductor needs a C++ compiler on the CPU")
+def test_inductor_compiled_paths_match_eager(model: FCN) -> None:
+    """The real torch.compile (TorchInductor, C++ on the CPU: the GPU uses Triton, but the
+    graph capture, guards and fallbacks are the same) for inference and a training step."""
+    from core.training.config import TrainConfig
+    from core.training.fast import Compiled, FastOptions, compile_model, train_step
+    from core.training.trainer import make_optimizer
+
+    backend = select_backend(copy_of(model), "cpu", "torch:compile=1,cl=1")
+    x = batch(64, 96, seed=11)
+    out, ref = backend(x), EagerBackend(model, "cpu")(x)
+    assert backend.primary is not None and backend.active.options.compile, backend.notes
+    assert rel_err(out, ref) < 1e-4 and min(agreement(out, ref).values()) >= 0.999
+
+    images, masks = _train_inputs()
+    config = TrainConfig()
+    runs = []
+    for opts in (FastOptions(), FastOptions(compile=True, channels_last=True)):
+        torch.manual_seed(0)
+        net_model = fcn_vgg16(num_classes=5, width=0.03125, dropout=0.0).train()
+        net = compile_model(net_model, opts)
+        optimizer = make_optimizer(net_model, config)
+        losses = [float(train_step(net, optimizer, images, masks, config.loss_weights, IMAGENET,
+                                   device=torch.device("cpu"), amp="off", options=opts)[0].detach())
+                  for _ in range(2)]
+        runs.append((losses, net_model.score_fr.weight.detach().clone(), net))
+    assert isinstance(runs[1][2], Compiled) and runs[1][2].compiled is not None, runs[1][2].reason
+    assert runs[1][0] == pytest.approx(runs[0][0], rel=1e-4)
+    torch.testing.assert_close(runs[1][1], runs[0][1], rtol=1e-3, atol=1e-5)
