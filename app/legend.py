@@ -1,9 +1,13 @@
-"""The class legend: color, name and share of pixels per class; a click picks the heatmap class."""
+"""The class legend: color, name and share of pixels per class; a click picks the heatmap class.
+
+The share column follows what the overlay shows: a variant's prediction, the reference mask,
+or, while annotating, the mask being corrected (recounted shortly after each edit).
+"""
 
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QColor, QIcon, QPixmap
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTreeWidget, QTreeWidgetItem, QWidget
 
@@ -16,6 +20,10 @@ def swatch(rgb: tuple[int, int, int], size: int = 14) -> QIcon:
     pixmap = QPixmap(size, size)
     pixmap.fill(QColor(*rgb))
     return QIcon(pixmap)
+
+
+EDIT_RECOUNT_MS = 120
+"""How long after the last edit the shares of the corrected mask are recounted."""
 
 
 class LegendView(QTreeWidget):
@@ -41,6 +49,11 @@ class LegendView(QTreeWidget):
         for signal in (state.documentChanged, state.resultChanged, state.overlayChanged):
             signal.connect(self.update_shares)
         state.heatmapChanged.connect(self._select_current)
+        self._recount = QTimer(self)
+        self._recount.setSingleShot(True)
+        self._recount.setInterval(EDIT_RECOUNT_MS)
+        self._recount.timeout.connect(self.update_shares)
+        state.editedMaskChanged.connect(self._recount.start)  # strokes come at mouse rate
         self.itemClicked.connect(self._on_click)
         self.itemChanged.connect(self._on_changed)
         self._fill()
@@ -78,17 +91,16 @@ class LegendView(QTreeWidget):
             self.state.set_class_hidden(cls, hidden)
 
     def shares(self) -> list[float] | None:
-        """Share of pixels of each class in the overlay's variant (or the reference)."""
+        """Share of pixels of each class in what the overlay shows: the corrected mask while
+        annotating, else the overlay's variant or the reference (void pixels not counted)."""
         st, doc = self.state, self.state.document
         if doc is None:
             return None
         n = len(st.class_names())
+        if st.edited_shown and st.edited_mask is not None:
+            return _shares(st.edited_mask, n)
         if st.overlay_source == REFERENCE:
-            if doc.reference is None:
-                return None
-            valid = doc.reference[doc.reference != 255]
-            counts = np.bincount(valid.ravel(), minlength=n)[:n]
-            return list(counts / max(1, valid.size))
+            return None if doc.reference is None else _shares(doc.reference, n)
         stats = overlays.statistics(doc, st.model_id, n)
         if stats is None or st.overlay_source not in stats.variants:
             return None
@@ -108,8 +120,14 @@ class LegendView(QTreeWidget):
             item = self.topLevelItem(i)
             share = shares[i] if shares is not None and i < len(shares) else None
             item.setText(1, "" if share is None else f"{share:.1%}")
-        source = self.state.overlay_source
-        self.headerItem().setText(1, "Reference" if source == REFERENCE else f"Pixels ({source})")
+        st = self.state
+        if st.edited_shown and st.edited_mask is not None:
+            header = "Your mask"
+        elif st.overlay_source == REFERENCE:
+            header = "Reference"
+        else:
+            header = f"Pixels ({st.overlay_source})"
+        self.headerItem().setText(1, header)
 
     def _select_current(self, *_args: object) -> None:
         cls = self.state.heatmap_class
@@ -119,3 +137,10 @@ class LegendView(QTreeWidget):
 
     def _on_click(self, item: QTreeWidgetItem, _column: int) -> None:
         self.state.set_heatmap(cls=int(item.data(0, Qt.ItemDataRole.UserRole)))
+
+
+def _shares(labels: np.ndarray, num_classes: int) -> list[float]:
+    """Each class's share of the labelled (non-void) pixels."""
+    counts = np.bincount(labels.ravel(), minlength=256)
+    valid = counts.sum() - counts[255]
+    return list(counts[:num_classes] / max(1, valid))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from app.document import ImageDocument
@@ -29,6 +30,9 @@ class ViewerState(QObject):
         overlayChanged(): overlay source, visibility or opacity changed.
         heatmapChanged(): heatmap class, source, variant or mode changed.
         disagreementChanged(bool): the disagreement view was toggled.
+        editedMaskChanged(): the current image's corrected mask was started, edited (also by
+            undo and redo), shown, hidden or closed. Edits come at stroke rate: views that
+            recompute from the whole mask should coalesce them.
     """
 
     documentChanged = Signal(object)
@@ -38,6 +42,7 @@ class ViewerState(QObject):
     overlayChanged = Signal()
     heatmapChanged = Signal()
     disagreementChanged = Signal(bool)
+    editedMaskChanged = Signal()
 
     def __init__(self, parent: QObject | None = None) -> None:
         """Start with no document and no model."""
@@ -54,6 +59,9 @@ class ViewerState(QObject):
         self.heatmap_source: str = "class"  # "class" or "entropy"
         self.heatmap_mode: str = "overlay"  # "overlay" or "alone"
         self.show_disagreement: bool = True
+        self.edited_mask: np.ndarray | None = None
+        self.edited_source: str = ""
+        self.edited_shown: bool = False
 
     # ------------------------------------------------------------------ document and model
     def set_document(self, doc: ImageDocument | None) -> None:
@@ -151,3 +159,18 @@ class ViewerState(QObject):
         """Toggle marking the pixels where the variants disagree."""
         self.show_disagreement = bool(on)
         self.disagreementChanged.emit(self.show_disagreement)
+
+    # ------------------------------------------------------------------ the corrected mask
+    def set_edited_mask(self, labels: np.ndarray | None, source: str = "",
+                        shown: bool = False) -> None:
+        """The current image's mask being corrected (None: none), where it started from
+        (e.g. "FCN-8s prediction") and whether it replaces the overlay (annotate mode)."""
+        self.edited_mask = labels
+        self.edited_source = source if labels is not None else ""
+        self.edited_shown = bool(shown) and labels is not None
+        self.editedMaskChanged.emit()
+
+    def edited_mask_touched(self, *_args: object) -> None:
+        """The corrected mask's pixels changed (a stroke, a fill, an undo)."""
+        if self.edited_mask is not None:
+            self.editedMaskChanged.emit()

@@ -1,11 +1,20 @@
-"""Per-variant statistics table: the four metrics against the reference, confidence, entropy."""
+"""Per-variant statistics table: the four metrics against the reference, confidence, entropy.
+
+The metrics are measured against the reference mask or, once the image has a mask being
+corrected, against that mask (a choice above the table); they follow the corrections live.
+"""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QComboBox,
+    QHBoxLayout,
     QHeaderView,
     QLabel,
     QTableWidget,
@@ -24,7 +33,7 @@ from app.models_ui.model_set import (
     pane_stats,
 )
 from app.state import VARIANTS, ViewerState
-from app.stats import METRIC_NAMES
+from app.stats import METRIC_NAMES, MaskScores
 
 ROWS: tuple[tuple[str, str, bool], ...] = (
     *((key, name, True) for key, name in METRIC_NAMES),
@@ -33,6 +42,10 @@ ROWS: tuple[tuple[str, str, bool], ...] = (
     ("classes_present", "Classes present", False),
 )
 """Row key, label, and whether higher is better (for the bold best value)."""
+
+AGAINST_REFERENCE, AGAINST_EDITED = "reference", "edited"
+EDIT_RESCORE_MS = 150
+"""How long after the last edit the metrics against the corrected mask are brought up to date."""
 
 
 class StatsPanel(QWidget):
@@ -55,8 +68,26 @@ class StatsPanel(QWidget):
         self._fit_height(row_height)
         self.note = QLabel("", self)
         self.note.setWordWrap(True)
+        self.against = AGAINST_REFERENCE
+        self.against_box = QComboBox(self)
+        self.against_box.setToolTip("The mask the four metrics are measured against")
+        self.against_box.activated.connect(self._on_against)
+        self.against_row = QWidget(self)
+        row = QHBoxLayout(self.against_row)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(QLabel("Measure against:", self.against_row))
+        row.addWidget(self.against_box, 1)
+        self.against_row.hide()
+        self._live: MaskScores | None = None
+        self._live_key: tuple = ()
+        self._rescore = QTimer(self)
+        self._rescore.setSingleShot(True)
+        self._rescore.setInterval(EDIT_RESCORE_MS)
+        self._rescore.timeout.connect(self.refresh)
+        state.editedMaskChanged.connect(self._rescore.start)  # edits come at mouse rate
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
+        layout.addWidget(self.against_row)
         layout.addWidget(self.table)
         layout.addWidget(self.note)
         layout.addStretch(1)
@@ -109,18 +140,24 @@ class StatsPanel(QWidget):
             if s is not None:
                 per_variant[variant] = s
             problem = problem or pane_problem
+        against = self._choose_against()
         if not per_variant:
             self.note.setText("No prediction yet." if doc is not None else "")
             return
+        live: dict[str, Any] = {}
+        if against == AGAINST_EDITED:
+            live, live_problem = self._edited_metrics(sources)
+            problem = live_problem
         bold = QFont(self.font())
         bold.setBold(True)
         for r, (key, _label, higher_better) in enumerate(ROWS):
             values: dict[str, float] = {}
             for variant, s in per_variant.items():
                 if key in dict(METRIC_NAMES):
-                    if s.metrics is None:
+                    metrics = live.get(variant) if against == AGAINST_EDITED else s.metrics
+                    if metrics is None:
                         continue
-                    values[variant] = float(s.metrics[key])
+                    values[variant] = float(metrics[key])
                 else:
                     values[variant] = float(getattr(s, key))
             if not values:
@@ -138,6 +175,13 @@ class StatsPanel(QWidget):
             notes.insert(0, f"Each column is its own model's output: {legend(sources)}.")
         if problem:
             notes.append(problem)
+        elif against == AGAINST_EDITED:
+            notes.append(f"Metrics against your corrected mask (started from "
+                         f"{st.edited_source or 'a mask'}; void pixels ignored); they follow "
+                         "your edits.")
+            if st.edited_source.startswith("FCN-"):
+                notes.append(f"Uncorrected pixels are that prediction's, which favours "
+                             f"{st.edited_source.split()[0]}.")
         elif doc.reference is None:
             notes.append("No reference mask: the four metrics need one (File > Load Reference "
                          "Mask…).")
@@ -146,3 +190,61 @@ class StatsPanel(QWidget):
             name = f"{rp.parent.name}/{rp.name}" if rp else "the reference mask"
             notes.append(f"Metrics against {name} (void pixels ignored).")
         self.note.setText(" ".join(notes))
+
+    # ------------------------------------------------------------------ the corrected mask
+    def _choose_against(self) -> str:
+        """Fill the "Measure against" choice; the mask the metrics use now."""
+        st, doc = self.state, self.state.document
+        edited = st.edited_mask is not None and doc is not None
+        has_reference = doc is not None and doc.reference is not None
+        self.against_row.setVisible(edited)
+        if not edited:
+            return AGAINST_REFERENCE
+        items = ([(AGAINST_REFERENCE, "Reference mask")] if has_reference else []) + [
+            (AGAINST_EDITED, "Your corrected mask")]
+        if [self.against_box.itemData(i) for i in range(self.against_box.count())] != [
+                k for k, _ in items]:
+            self.against_box.clear()
+            for key, text in items:
+                self.against_box.addItem(text, key)
+        against = self.against if has_reference else AGAINST_EDITED
+        self.against_box.setCurrentIndex(self.against_box.findData(against))
+        return against
+
+    def _on_against(self, index: int) -> None:
+        self.against = str(self.against_box.itemData(index))
+        self.refresh()
+
+    def set_against(self, against: str) -> None:
+        """Measure against the reference mask or the corrected mask (when there are both)."""
+        self.against = against
+        self.refresh()
+
+    def _edited_metrics(self, sources: dict[str, PaneSource]) -> tuple[dict[str, Any], str]:
+        """Each column's metrics against the corrected mask, updated by the changed pixels."""
+        st, doc = self.state, self.state.document
+        truth = st.edited_mask
+        names = st.class_names()
+        assert doc is not None and truth is not None
+        preds: dict[str, np.ndarray] = {}
+        problem = ""
+        for variant, src in sources.items():
+            out = doc.output(src.model_id, variant)
+            if out is None:
+                continue
+            if list(src.class_names) != names or out.labels.shape != truth.shape:
+                problem = (f"The {variant} column's model ({src.name}) has other classes than "
+                           "your mask: no metrics for it.")
+                continue
+            preds[variant] = out.labels
+        key = (id(truth), truth.shape, len(names),
+               tuple((v, id(p)) for v, p in preds.items()))
+        try:
+            if self._live is None or key != self._live_key:
+                self._live, self._live_key = MaskScores(truth, preds, len(names)), key
+            else:
+                self._live.update(truth)
+        except ValueError as exc:
+            self._live, self._live_key = None, ()
+            return {}, f"Your mask does not fit the model: {exc}"
+        return self._live.metrics(), problem

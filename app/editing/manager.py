@@ -213,7 +213,7 @@ class EditingManager(QObject):
         self.tools.cancel_pending()
         self.session = session
         if session is not None:
-            session.image.on_change[:] = [self.layer.recolor]
+            session.image.on_change[:] = [self.layer.recolor, self.state.edited_mask_touched]
             self.undo_group.setActiveStack(session.stack)
         else:
             self.undo_group.setActiveStack(None)
@@ -221,7 +221,11 @@ class EditingManager(QObject):
         self.sessionChanged.emit(session)
 
     def _show_session(self) -> None:
-        session = self.session if self.annotating else None
+        current = self.session
+        self.state.set_edited_mask(current.labels if current is not None else None,
+                                   current.source if current is not None else "",
+                                   self.annotating)
+        session = current if self.annotating else None
         self.layer.set_labels(session.labels if session is not None else None)
         self.layer.active = session is not None
         self._style_layer()

@@ -325,3 +325,54 @@ def test_start_from_a_mask_file_checks_size_and_classes(
     session = editing.start_from_file(str(tmp_path / "good.png"))
     assert np.array_equal(session.labels, good) and session.corrections() is True
     assert session.dirty and editor.isWindowModified()  # a loaded mask is unsaved until written
+
+
+def test_legend_and_metrics_follow_the_corrected_mask(qtbot: QtBot, editor: MainWindow) -> None:
+    from app.stats import reference_metrics
+    from app.stats_panel import AGAINST_EDITED, AGAINST_REFERENCE
+
+    legend, stats, state = editor.legend, editor.stats, editor.state
+    m = editor.editing.manager
+    session = m.start("8s")
+    n = len(state.class_names())
+
+    def header() -> str:
+        return legend.headerItem().text(1)
+
+    def share(cls: int) -> str:
+        return legend.topLevelItem(cls).text(1)
+
+    def expected_share(cls: int) -> str:
+        labels = session.labels
+        return f"{(labels == cls).sum() / (labels != 255).sum():.1%}"
+
+    qtbot.waitUntil(lambda: header() == "Your mask", timeout=3000)
+    assert all(share(c) == expected_share(c) for c in range(n))
+    # Metrics: the reference by default (the sample has one), the corrected mask on request.
+    qtbot.waitUntil(lambda: stats.against_row.isVisibleTo(stats), timeout=3000)
+    ref_iu = stats.value("mean_iu", "8s")
+    assert stats.against == AGAINST_REFERENCE and ref_iu
+    stats.against_box.setCurrentIndex(stats.against_box.findData(AGAINST_EDITED))
+    stats.against_box.activated.emit(stats.against_box.currentIndex())
+    assert stats.value("mean_iu", "8s") == "1.000"  # the mask is the 8s prediction, as yet
+    assert "corrected mask" in stats.note.text()
+    before_32s = stats.value("mean_iu", "32s")
+    # A stroke of another class: both follow (after their short coalescing delay).
+    editor.editing.tools.set_class(2)
+    editor.editing.tools.set_size(15)
+    drag(qtbot, editor, [(10, 20), (60, 30), (100, 60)])
+    assert session.stack.count() == 1
+    qtbot.waitUntil(lambda: stats.value("mean_iu", "8s") != "1.000", timeout=3000)
+    qtbot.waitUntil(lambda: share(2) == expected_share(2), timeout=3000)
+    assert all(share(c) == expected_share(c) for c in range(n))
+    for variant in ("32s", "16s", "8s"):
+        fresh = reference_metrics(state.output(variant).labels, session.labels, n)
+        assert stats.value("mean_iu", variant) == f"{fresh['mean_iu']:.3f}"
+        assert stats.value("pixel_acc", variant) == f"{fresh['pixel_acc']:.3f}"
+    assert stats.value("mean_iu", "32s") != before_32s
+    editor.editing.actions.undo.trigger()
+    qtbot.waitUntil(lambda: stats.value("mean_iu", "8s") == "1.000", timeout=3000)
+    stats.set_against(AGAINST_REFERENCE)
+    assert stats.value("mean_iu", "8s") == ref_iu
+    editor.editing.actions.annotate.setChecked(False)
+    qtbot.waitUntil(lambda: header() == "Pixels (8s)", timeout=3000)

@@ -83,3 +83,28 @@ def test_document_cache_evicts_least_recent(tmp_path: Path) -> None:
     cache.put(docs[2])
     assert tmp_path / "1.png" not in cache
     assert len(cache) == 2 and cache.get(tmp_path / "0.png") is docs[0]
+
+
+def test_mask_scores_follow_edits_exactly() -> None:
+    from app.stats import MaskScores, reference_metrics
+
+    rng = np.random.default_rng(5)
+    n = 6
+    truth = rng.integers(0, n, (90, 120)).astype(np.uint8)
+    truth[:5] = 255
+    preds = {v: rng.integers(0, n, truth.shape).astype(np.uint8) for v in ("32s", "8s")}
+    live = MaskScores(truth, preds, n)
+    assert live.update(truth) == 0
+    for step in range(30):
+        y, x = rng.integers(0, 80), rng.integers(0, 110)
+        value = 255 if step % 7 == 0 else int(rng.integers(0, n))
+        truth[y:y + rng.integers(1, 10), x:x + rng.integers(1, 10)] = value
+        live.update(truth)
+        got = live.metrics()
+        for v, p in preds.items():
+            want = reference_metrics(p, truth, n)
+            for key in ("pixel_acc", "mean_acc", "mean_iu", "fw_iu"):
+                assert got[v][key] == pytest.approx(want[key], abs=1e-12)
+    truth[0, 0] = n + 3
+    with pytest.raises(ValueError, match="outside"):
+        live.update(truth)
