@@ -34,6 +34,8 @@ CPU_VARIANTS: dict[str, tuple[str, dict[str, str]]] = {
     "border reuse + channels_last": ("off", {"reuse": "1", "cl": "1"}),
     "bf16 autocast + channels_last": ("bf16", {"cl": "1"}),
     "bf16 + channels_last + border reuse": ("bf16", {"cl": "1", "reuse": "1"}),
+    "channels_last + compile": ("off", {"cl": "1", "compile": "1"}),
+    "bf16 + channels_last + compile": ("bf16", {"cl": "1", "compile": "1"}),
 }
 CUDA_VARIANTS: dict[str, tuple[str, dict[str, str]]] = {
     "eager fp32": ("off", {}),
