@@ -24,6 +24,7 @@ Prints a markdown table and writes ``benchmarks/results/<name>.json``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import gc
 import logging
@@ -113,11 +114,13 @@ class Emulated:
         def r(t):
             return t.to(self.dtype).float()
 
+        from core.runtime.backends import cuda_flags
+
         m = self.model
         h, w = x.shape[-2:]
         feats = {}
         x = r(x)
-        with torch.inference_mode():
+        with torch.inference_mode(), cuda_flags(None, False):  # no TF32 rounding on a GPU
             for name in m._trunk:
                 layer = getattr(m, name)
                 if isinstance(layer, torch.nn.Conv2d):
@@ -221,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from core.runtime import EagerBackend, agreement, select_backend
+    from core.runtime.backends import cuda_flags
 
     logging.basicConfig(level=logging.INFO, format="  %(name)s: %(message)s")
     if args.threads:
@@ -268,7 +272,10 @@ def main(argv: list[str] | None = None) -> int:
                 if r >= args.warmup:
                     times[spec].append(t)
 
-        reference = [backends["eager"](x) for x in batches]
+        # The agreement reference is true fp32: on a GPU the timed eager row runs with
+        # PyTorch's defaults, where cuDNN rounds fp32 convolutions to TF32.
+        with cuda_flags(None, False) if device.startswith("cuda") else contextlib.nullcontext():
+            reference = [backends["eager"](x) for x in batches]
         rows = []
         for spec, backend in backends.items():
             agree: dict[str, list[float]] = {}
@@ -307,6 +314,9 @@ def main(argv: list[str] | None = None) -> int:
         "device": device, "model": model_desc, "batch": args.batch,
         "input_shape": list(batches[0].shape), "inputs": names, "warmup": args.warmup,
         "repeats": args.repeats, "results": rows,
+        "agreement_reference": "eager fp32" + (" with cuDNN TF32 off (the timed eager row uses "
+                                               "PyTorch's defaults: TF32 convolutions)"
+                                               if device.startswith("cuda") else ""),
     }
     if not args.no_json:
         name = args.name or (f"inference-{device.split(':')[0]}-{args.inputs}-"

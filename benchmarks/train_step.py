@@ -94,9 +94,10 @@ def main(argv: list[str] | None = None) -> int:
         pairs = [generate_scene(30_000 + b * n + k, (size, size)) for k in range(n)]
         images = torch.stack([torch.from_numpy(img).permute(2, 0, 1) for img, _ in pairs])
         masks = torch.stack([torch.from_numpy(m).long() for _, m in pairs])
-        if cuda:
-            images, masks = images.pin_memory(), masks.pin_memory()
         batches.append((images, masks))
+    # Variants with pin_memory read pinned copies (the trainer's DataLoader pins them in its
+    # workers, off the step's clock); the others read pageable memory.
+    pinned = [(i.pin_memory(), m.pin_memory()) for i, m in batches] if cuda else batches
 
     runs = {}
     for name in names:
@@ -114,8 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     times: dict[str, list[float]] = {name: [] for name in runs}
     first_step: dict[str, float] = {}
     for step in range(1 + args.warmup + args.repeats):
-        images, masks = batches[step % len(batches)]
         for name, (net, optimizer, amp, opts) in runs.items():
+            images, masks = (pinned if opts.pin_memory else batches)[step % len(batches)]
             holder: dict[str, torch.Tensor] = {}
 
             def run(net=net, optimizer=optimizer, amp=amp, opts=opts, holder=holder,

@@ -32,9 +32,7 @@ class Preprocessing:
         x = images.float()
         if self.channel_order == "BGR":
             x = x.flip(-3)
-        shape = (3, 1, 1)
-        mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(shape)
-        std = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(shape)
+        mean, std = _constants(self.mean, self.std, x.dtype, x.device)
         return (x / self.divisor - mean) / std
 
     def to_dict(self) -> dict:
@@ -50,6 +48,25 @@ class Preprocessing:
             mean=tuple(float(v) for v in d["mean"]),  # type: ignore[arg-type]
             std=tuple(float(v) for v in d["std"]),  # type: ignore[arg-type]
         )
+
+
+_CONSTANTS: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+
+
+def _constants(mean: tuple[float, ...], std: tuple[float, ...], dtype: torch.dtype,
+               device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """``mean`` and ``std`` as ``(3, 1, 1)`` tensors on ``device``, made once: building them
+    from Python numbers on every call is a synchronizing host-to-device copy on a GPU."""
+    key = (mean, std, dtype, str(device))
+    cached = _CONSTANTS.get(key)
+    if cached is None:
+        with torch.inference_mode(False):  # usable by inference and training calls alike
+            cached = (torch.tensor(mean, dtype=dtype).view(3, 1, 1).to(device),
+                      torch.tensor(std, dtype=dtype).view(3, 1, 1).to(device))
+        if len(_CONSTANTS) > 64:
+            _CONSTANTS.clear()
+        _CONSTANTS[key] = cached
+    return cached
 
 
 IMAGENET = Preprocessing()

@@ -6,10 +6,11 @@ Every backend maps a normalized float ``(N, 3, H, W)`` batch on its device to
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields, replace
 
 import torch
@@ -31,6 +32,8 @@ __all__ = [
     "Upgrade",
     "WeightsWatch",
     "agreement",
+    "bf16_supported",
+    "cuda_flags",
     "error_line",
     "is_oom",
     "same_device",
@@ -157,11 +160,13 @@ class TorchOptions:
             and CUDA graphs are made once per bucket. The padding (the mean color, as the
             network's own padding) changes scores near the bottom and right edges slightly
             (500 to 512: 99.6-99.8% of the pixels keep their class).
-        cudnn_benchmark: Let cuDNN time its algorithms for each new shape.
+        cudnn_benchmark: Let cuDNN time its algorithms for each new shape (set during this
+            backend's calls only; the rest of the process keeps its own setting).
         compile: ``torch.compile`` the model (then without border reuse).
         compile_mode: Its mode ("default", "max-autotune-no-cudagraphs"...).
         compile_backend: Its backend ("inductor"; "eager"/"aot_eager" for tests).
-        cuda_graphs: Capture one CUDA graph per input shape and replay it.
+        cuda_graphs: Capture one CUDA graph per input shape (on its second call) and
+            replay it.
         capacity: Input shapes remembered (records, graphs), least recently used dropped.
     """
 
@@ -225,27 +230,64 @@ class TorchOptions:
         return out
 
 
+_CAPTURE_LOCK = threading.Lock()
+"""One CUDA graph capture at a time in the process (inference and fine-tuning threads)."""
+
+
 class _Graphed:
-    """One CUDA graph of ``fn`` at one input shape; replays copy the outputs out."""
+    """One CUDA graph of ``fn`` at one input shape; replays copy the outputs out.
+
+    Captured on the input's device with the backend's own capture stream (torch's default
+    capture stream belongs to whichever GPU was current at the first capture), in
+    ``thread_local`` error mode so that CUDA work in other threads (a fine-tune job) is not
+    disturbed, and one capture at a time.
+    """
 
     def __init__(self, fn: Callable[[torch.Tensor], Scores], x: torch.Tensor,
-                 pool: object, keep: object) -> None:
+                 pool: object, keep: object, stream: torch.cuda.Stream) -> None:
         self.keep = keep  # tensors the graph reads (border records) must outlive it
-        self.inp = x.clone()
-        stream = torch.cuda.Stream(device=x.device)
-        stream.wait_stream(torch.cuda.current_stream(x.device))
-        with torch.cuda.stream(stream):
-            for _ in range(2):
-                fn(self.inp)
-        torch.cuda.current_stream(x.device).wait_stream(stream)
-        self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph, pool=pool):
-            self.out = fn(self.inp)
+        self.device = x.device
+        with torch.cuda.device(x.device), _CAPTURE_LOCK:
+            self.inp = x.clone()
+            current = torch.cuda.current_stream(x.device)
+            stream.wait_stream(current)
+            with torch.cuda.stream(stream):
+                for _ in range(2):
+                    fn(self.inp)
+            current.wait_stream(stream)
+            self.graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self.graph, pool=pool, stream=stream,
+                                  capture_error_mode="thread_local"):
+                self.out = fn(self.inp)
 
     def __call__(self, x: torch.Tensor) -> Scores:
-        self.inp.copy_(x, non_blocking=True)
-        self.graph.replay()
-        return {k: v.clone() for k, v in self.out.items()}
+        with torch.cuda.device(self.device):
+            self.inp.copy_(x, non_blocking=True)
+            self.graph.replay()
+            return {k: v.clone() for k, v in self.out.items()}
+
+
+def bf16_supported(device: torch.device) -> bool:
+    """Whether ``device`` computes bf16 natively (CUDA: compute capability 8.0 or later;
+    ``torch.cuda.is_bf16_supported`` also says yes where bf16 is only emulated)."""
+    if device.type != "cuda":
+        return True
+    return torch.cuda.get_device_capability(device) >= (8, 0)
+
+
+@contextlib.contextmanager
+def cuda_flags(benchmark: bool | None, tf32: bool | None) -> Iterator[None]:
+    """Set ``cudnn.benchmark`` / cuDNN TF32 for a block, then restore them (None: leave)."""
+    cudnn = torch.backends.cudnn
+    saved = (cudnn.benchmark, cudnn.allow_tf32)
+    try:
+        if benchmark is not None:
+            cudnn.benchmark = benchmark
+        if tf32 is not None:
+            cudnn.allow_tf32 = tf32
+        yield
+    finally:
+        cudnn.benchmark, cudnn.allow_tf32 = saved
 
 
 class TorchBackend(Backend):
@@ -269,7 +311,7 @@ class TorchBackend(Backend):
             self.note("CUDA graphs need a CUDA device: not used")
         if opts.cudnn_benchmark and not cuda:
             opts = replace(opts, cudnn_benchmark=False)
-        if cuda and opts.dtype in ("bfloat16", "bf16") and not torch.cuda.is_bf16_supported():
+        if cuda and opts.dtype in ("bfloat16", "bf16") and not bf16_supported(self.device):
             opts = replace(opts, dtype="float16")
             self.note("bf16 not supported on this GPU: float16 instead")
         if opts.compile and opts.border_reuse:
@@ -278,14 +320,15 @@ class TorchBackend(Backend):
         self.options = opts
         self.dtype = _DTYPES[opts.dtype]
         self.fmt = torch.channels_last if opts.channels_last else torch.contiguous_format
-        if opts.cudnn_benchmark:
-            torch.backends.cudnn.benchmark = True
         self._net: nn.Module = model
         self._fast_heads: FastHeads | None = None
         self._border: BorderReuse | None = None
         self._compiled: Callable[[torch.Tensor], Scores] | None = None
         self._graphs: LRUCache[tuple, _Graphed] = LRUCache(opts.capacity)
+        self._seen: LRUCache[tuple, bool] = LRUCache(4 * opts.capacity)
+        self._no_graph: LRUCache[tuple, bool] = LRUCache(4 * opts.capacity)
         self._pool: object = None
+        self._stream: torch.cuda.Stream | None = None
         self._build()
         self._watch = WeightsWatch(model)
 
@@ -328,6 +371,8 @@ class TorchBackend(Backend):
         self._net = net
         self._fast_heads = FastHeads(net)
         self._graphs.clear()
+        self._seen.clear()
+        self._no_graph.clear()
         self._border = None
         if opts.border_reuse:
             try:
@@ -344,6 +389,7 @@ class TorchBackend(Backend):
 
     def release(self) -> None:
         self._graphs.clear()
+        self._no_graph.clear()
         if self._border is not None:
             self._border.clear()
 
@@ -377,19 +423,22 @@ class TorchBackend(Backend):
             self._watch = WeightsWatch(self.model)
         h, w = x.shape[-2:]
         hb, wb = bucket_shape(h, w, self.options.bucket)
-        with torch.inference_mode():
+        # cudnn.benchmark for these calls only. With a reduced-precision trunk the fp32 heads
+        # are true fp32: cuDNN would otherwise round fp32 convolutions to TF32 (a 10-bit
+        # mantissa). Both are read when kernels are chosen, so captured graphs keep them.
+        flags = (cuda_flags(self.options.cudnn_benchmark,
+                             None if self.dtype == torch.float32 else False)
+                 if self.device.type == "cuda" else contextlib.nullcontext())
+        with torch.inference_mode(), flags:
             if (hb, wb) != (h, w):
                 x = F.pad(x, (0, wb - w, 0, hb - h))
-            x = x.to(self.dtype).contiguous(memory_format=self.fmt)
-            out = self._run(x)
-            if self.dtype == torch.float16 and not bool(
-                torch.stack([torch.isfinite(s).all() for s in out.values()]).all()
-            ):
+            out = self._run(x.to(self.dtype).contiguous(memory_format=self.fmt))
+            if self.dtype == torch.float16 and not _all_finite(out.values()):
                 self.note("fp16 overflowed (non-finite scores): bf16 from now on")
                 self.options = replace(self.options, dtype="bfloat16")
                 self.dtype = torch.bfloat16
                 self._build()
-                out = self._run(x.to(self.dtype))
+                out = self._run(x.to(self.dtype).contiguous(memory_format=self.fmt))
             return {v: out[v][..., :h, :w] for v in VARIANTS if v in wanted}
 
     def _run(self, x: torch.Tensor) -> Scores:
@@ -409,19 +458,39 @@ class TorchBackend(Backend):
             self.note(f"torch.compile failed: {error_line(exc)}; running uncompiled")
             fn = self._function()
             out = fn(x)
-        if self.options.cuda_graphs:
+        if self.options.cuda_graphs and self._should_capture(key):
             try:
                 if self._pool is None:
                     self._pool = torch.cuda.graph_pool_handle()
+                    self._stream = torch.cuda.Stream(device=self.device)
                 keep = self._border.plan(x) if self._border is not None else None
-                self._graphs.put(key, _Graphed(fn, x, self._pool, keep))
+                self._graphs.put(key, _Graphed(fn, x, self._pool, keep, self._stream))
             except Exception as exc:
-                if is_oom(exc):
-                    raise
-                self.options = replace(self.options, cuda_graphs=False)
-                self._graphs.clear()
-                self.note(f"CUDA graph capture failed: {error_line(exc)}; not using graphs")
+                if not is_oom(exc):
+                    self.options = replace(self.options, cuda_graphs=False)
+                    self._graphs.clear()
+                    self.note(f"CUDA graph capture failed: {error_line(exc)}; not using graphs")
+                else:  # this size ran without a graph: keep its result, capture no more of it
+                    self._no_graph.put(key, True)
+                    self.note(f"no CUDA graph for {key}: out of memory while capturing")
+                    if self.device.type == "cuda":
+                        torch.cuda.empty_cache()
         return out
+
+    def _should_capture(self, key: tuple) -> bool:
+        """Capture on the second call at a shape: most images in an app come at sizes of
+        their own, and a capture costs two extra passes and a device-wide flush."""
+        if key in self._no_graph:
+            return False
+        if self._seen.get(key) is None:
+            self._seen.put(key, True)
+            return False
+        return True
+
+
+def _all_finite(scores: Iterable[torch.Tensor]) -> bool:
+    """Whether every score is finite (one device sync for all of them)."""
+    return bool(torch.stack([torch.isfinite(s).all() for s in scores]).all())
 
 
 # --------------------------------------------------------------------------- gates

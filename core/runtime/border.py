@@ -198,7 +198,20 @@ def assemble(inner: torch.Tensor, top: torch.Tensor | None, bottom: torch.Tensor
     def cat(parts: list[torch.Tensor | None], dim: int) -> torch.Tensor:
         kept = [p if p is inner or p.shape[0] == n else p.expand(n, -1, -1, -1)
                 for p in parts if p is not None]
-        return kept[0] if len(kept) == 1 else torch.cat(kept, dim)
+        if len(kept) == 1:
+            return kept[0]
+        # torch.cat of a broadcast (stride-0) ring and a channels_last map returns NCHW, which
+        # the next convolution would convert back: keep the input's layout.
+        fmt = (torch.channels_last if n > 1 and inner.is_contiguous(
+            memory_format=torch.channels_last) else None)
+        if fmt is None:
+            return torch.cat(kept, dim)
+        if torch.is_grad_enabled() and any(p.requires_grad for p in kept):
+            return torch.cat(kept, dim).contiguous(memory_format=fmt)  # out= has no autograd
+        shape = list(kept[0].shape)
+        shape[dim] = sum(p.shape[dim] for p in kept)
+        out = torch.empty(shape, dtype=inner.dtype, device=inner.device, memory_format=fmt)
+        return torch.cat(kept, dim, out=out)
 
     mid = cat([left, inner, right], 3)
     return cat([top, mid, bottom], 2)
@@ -252,6 +265,23 @@ def _slots(el: int, er: int, size: int, start: int, stop: int, device: torch.dev
     return cached
 
 
+_KEEP: LRUCache[tuple, torch.Tensor] = LRUCache(256)
+
+
+def _keep_index(el: int, er: int, size: int, device: torch.device) -> torch.Tensor:
+    """Positions ``0..el`` and ``size-er..size-1`` (the bands and one interior position),
+    cached per device: training compresses every step, and building the index on the host
+    each time would be a synchronizing copy on a GPU."""
+    key = (el, er, size, str(device))
+    cached = _KEEP.get(key)
+    if cached is None:
+        with torch.inference_mode(False):
+            keep = [*range(el), el, *range(size - er, size)]
+            cached = torch.tensor(keep, dtype=torch.long).to(device)
+        _KEEP.put(key, cached)
+    return cached
+
+
 def _compress(t: torch.Tensor, edges: tuple[tuple[int, int], tuple[int, int]],
               live: bool = False) -> _Blank:
     """Keep a zero slot, the border bands and one interior position per axis (``live``:
@@ -259,9 +289,7 @@ def _compress(t: torch.Tensor, edges: tuple[tuple[int, int], tuple[int, int]],
     t = t[:1] if live else t[:1].detach()
     for axis, (el, er) in zip((2, 3), edges, strict=True):
         size = t.shape[axis]
-        keep = [*range(el), el, *range(size - er, size)]
-        idx = torch.tensor(keep, dtype=torch.long, device=t.device)
-        t = t.index_select(axis, idx)
+        t = t.index_select(axis, _keep_index(el, er, size, t.device))
         t = torch.cat([torch.zeros_like(t.narrow(axis, 0, 1)), t], axis)
     return _Blank(t.contiguous(), edges)
 

@@ -21,10 +21,10 @@ import torch
 from torch import nn
 
 from core.models.fcn import VARIANTS
-from core.runtime.backends import error_line, is_oom
+from core.runtime.backends import bf16_supported, error_line, is_oom
 from core.runtime.border import BorderReuse, NotApplicable
 from core.runtime.options import parse_bool
-from core.training.losses import multi_output_loss
+from core.training.losses import multi_output_loss_tensors, parts_to_floats
 
 __all__ = [
     "ENV_VAR",
@@ -106,7 +106,7 @@ class FastOptions:
 def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManager:
     """bf16 autocast on CUDA for ``amp`` "auto" or "bf16", on the CPU for "bf16" only."""
     if device.type == "cuda" and amp in ("auto", "bf16"):
-        if not torch.cuda.is_bf16_supported():
+        if not bf16_supported(device):
             log.info("bf16 not supported on this GPU: training in fp32")
             return contextlib.nullcontext()
         return torch.autocast("cuda", dtype=torch.bfloat16)
@@ -227,7 +227,7 @@ def _step(net: Callable[..., dict], optimizer: torch.optim.Optimizer, x: torch.T
     optimizer.zero_grad(set_to_none=True)
     with autocast(device, amp):
         outputs = net(x, variants=tuple(weights))
-    loss, parts = multi_output_loss(outputs, masks, dict(weights), reduction=reduction)
+    loss, parts = multi_output_loss_tensors(outputs, masks, dict(weights), reduction=reduction)
     loss.backward()
     optimizer.step()
-    return loss, parts
+    return loss, parts_to_floats(parts)  # read after the step: no wait before backward

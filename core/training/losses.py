@@ -38,14 +38,35 @@ def multi_output_loss(
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Weighted sum of the per-variant losses (HED-style deep supervision).
 
-    Returns the total and each supervised variant's loss as a float.
+    Returns the total and each supervised variant's loss as a float (reading them waits for
+    the device; :func:`multi_output_loss_tensors` does not).
     """
+    total, parts = multi_output_loss_tensors(outputs, target, weights, reduction=reduction)
+    return total, parts_to_floats(parts)
+
+
+def multi_output_loss_tensors(
+    outputs: Mapping[str, torch.Tensor],
+    target: torch.Tensor,
+    weights: Mapping[str, float],
+    *,
+    reduction: str = "mean",
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """:func:`multi_output_loss` with the parts as detached tensors on the device."""
     total = torch.zeros((), device=target.device)
-    parts: dict[str, float] = {}
+    parts: dict[str, torch.Tensor] = {}
     for variant, weight in weights.items():
         if weight == 0:
             continue
         loss = pixel_cross_entropy(outputs[variant], target, reduction=reduction)
         total = total + weight * loss
-        parts[variant] = float(loss.detach())
+        parts[variant] = loss.detach()
     return total, parts
+
+
+def parts_to_floats(parts: Mapping[str, torch.Tensor]) -> dict[str, float]:
+    """Loss parts as floats, read from the device in one transfer."""
+    if not parts:
+        return {}
+    values = torch.stack([v.float() for v in parts.values()]).tolist()
+    return dict(zip(parts, values, strict=True))

@@ -157,7 +157,8 @@ def test_labelme2voc_cli_end_to_end(tmp_path: Path) -> None:
     for f in JSON_FILES:
         np.testing.assert_array_equal(read_mask(out / "SegmentationClass" / f"{f.stem}.png"),
                                       reference(f.stem))
-        assert PIL.Image.open(out / "JPEGImages" / f"{f.stem}.jpg").size == (64, 48)
+        with PIL.Image.open(out / "JPEGImages" / f"{f.stem}.jpg") as im:
+            assert im.size == (64, 48)
         assert (out / "SegmentationClassVisualization" / f"{f.stem}.jpg").is_file()
     names = (out / "class_names.txt").read_text().split()
     assert names == (REFERENCE / "class_names.txt").read_text().split()

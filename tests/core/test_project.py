@@ -63,7 +63,8 @@ def test_create_open_round_trip_with_referenced_and_copied_images(
     assert [im["corrected"] for im in meta["images"]] == [False, True, False]
     assert not Path(meta["images"][0]["path"]).is_absolute()  # relative: the tree can move
     assert read_mask(tmp_path / "proj" / "SegmentationClass" / "img_1.png").shape == (48, 64)
-    assert PIL.Image.open(tmp_path / "proj" / "SegmentationClass" / "img_1.png").mode == "P"
+    with PIL.Image.open(tmp_path / "proj" / "SegmentationClass" / "img_1.png") as im:
+        assert im.mode == "P"
     assert (tmp_path / "proj" / "class_names.txt").read_text().split() == list(SCENE_CLASSES)
     rgb, mask, corr = again.training_items()[0]
     assert rgb.shape == (48, 64, 3) and (mask == _mask(1)).all() and corr is not None

@@ -398,8 +398,10 @@ def test_cuda_only_features_are_dropped_on_the_cpu_with_notes(model: FCN) -> Non
 
 
 def test_cuda_graph_control_flow_with_a_stand_in_capture(model: FCN, monkeypatch) -> None:
-    """The graph cache, its LRU bound, the records it keeps alive and the capture-failure
-    fallback, run on the CPU with a stand-in for ``torch.cuda.graph`` capture."""
+    """The graph cache, capture on a shape's second call, its LRU bound, the records it keeps
+    alive, the per-backend capture stream, out-of-memory while capturing (the call's result
+    kept, that shape not captured again) and the capture-failure fallback, run on the CPU
+    with a stand-in for ``torch.cuda.graph`` capture."""
     import dataclasses
 
     import core.runtime.backends as backends
@@ -407,27 +409,43 @@ def test_cuda_graph_control_flow_with_a_stand_in_capture(model: FCN, monkeypatch
     captured: list[tuple] = []
 
     class FakeGraphed:
-        def __init__(self, fn, x, pool, keep):
+        def __init__(self, fn, x, pool, keep, stream):
             if x.shape[-1] == 40:
                 raise RuntimeError("operation not permitted when stream is capturing")
-            captured.append((tuple(x.shape), keep))
+            if x.shape[-1] == 48:
+                raise torch.cuda.OutOfMemoryError("CUDA out of memory while capturing")
+            captured.append((tuple(x.shape), keep, pool, stream))
             self.fn = fn
+            self.replays = 0
 
         def __call__(self, x):
+            self.replays += 1
             return self.fn(x)
 
     monkeypatch.setattr(backends, "_Graphed", FakeGraphed)
     monkeypatch.setattr(torch.cuda, "graph_pool_handle", lambda: "pool")
+    monkeypatch.setattr(torch.cuda, "Stream", lambda device=None: f"stream on {device}")
     backend = TorchBackend(copy_of(model), "cpu", TorchOptions(capacity=2))
     backend.options = dataclasses.replace(backend.options, cuda_graphs=True)
     backend._graphs = LRUCache(2)
-    for h, w in ((64, 64), (64, 64), (48, 64), (32, 64), (64, 64)):
-        x = batch(h, w)
+    sizes = [(64, 64), (64, 64), (64, 64), (48, 64), (48, 64), (32, 64), (32, 64), (64, 64)]
+    for h, w in sizes:
+        x = batch(h, w, seed=h + len(captured))
         torch.testing.assert_close(backend(x)["8s"], EagerBackend(model, "cpu")(x)["8s"],
                                    rtol=1e-4, atol=1e-4)
+    # captured on the second call of each shape; (64, 64) evicted by the LRU and captured anew
     assert [c[0][-2:] for c in captured] == [(64, 64), (48, 64), (32, 64), (64, 64)]
     assert all(c[1] is not None for c in captured)  # the border records stay referenced
+    assert {c[2] for c in captured} == {"pool"} and {c[3] for c in captured} == {
+        "stream on cpu"}  # one pool and one capture stream on the backend's device
     assert len(backend._graphs) == 2
+    x = batch(40, 48)
+    for _ in range(3):  # out of memory while capturing: eager results, no more attempts
+        torch.testing.assert_close(backend(x)["8s"], EagerBackend(model, "cpu")(x)["8s"],
+                                   rtol=1e-4, atol=1e-4)
+    assert backend.options.cuda_graphs and "out of memory while capturing" in backend.notes[-1]
+    assert sum("out of memory" in n for n in backend.notes) == 1
+    backend(batch(64, 40))
     backend(batch(64, 40))
     assert not backend.options.cuda_graphs
     assert "CUDA graph capture failed: RuntimeError" in backend.notes[-1]
@@ -484,15 +502,45 @@ def test_oom_detection_and_devices() -> None:
     assert not same_device(torch.device("cpu"), torch.device("meta"))
 
 
+def _check_cuda_defaults(model: FCN, device: str) -> None:  # pragma: no cover - GPU only
+    import warnings
+
+    mine = copy_of(model).to(device)
+    backend = select_backend(mine, device, "auto")
+    primary = backend.primary
+    assert isinstance(primary, TorchBackend) and primary.options.cuda_graphs, backend.notes
+    from core.runtime.backends import cuda_flags
+
+    def eager(t: torch.Tensor) -> dict[str, torch.Tensor]:  # the true-fp32 reference
+        with cuda_flags(None, False):
+            return EagerBackend(mine, device)(t)
+
+    x = batch(100, 150).to(device)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # e.g. "The CUDA Graph is empty" (wrong device/stream)
+        for _ in range(3):  # eager + border record, capture, replay
+            out = backend(x)
+    assert len(primary._graphs) == 1, primary.notes
+    assert not any("capture failed" in n for n in primary.notes), primary.notes
+    assert min(agreement(out, eager(x)).values()) > 0.995
+    x2 = batch(100, 150, seed=1).to(device)  # same shape, another image: a replay
+    assert min(agreement(backend(x2), eager(x2)).values()) > 0.995
+    xb = torch.cat([x, x2])  # a batch of two (its own graph after two calls)
+    for _ in range(2):
+        out = backend(xb)
+    assert min(agreement(out, eager(xb)).values()) > 0.995
+    assert backend.primary is primary and torch.backends.cudnn.benchmark is False
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_defaults_agree_with_eager(model: FCN) -> None:  # pragma: no cover - GPU only
-    mine = copy_of(model).cuda()
-    backend = select_backend(mine, "cuda", "auto")
-    x = batch(100, 150).cuda()
-    ref = EagerBackend(mine, "cuda")(x)
-    for _ in range(3):  # record, capture, replay
-        out = backend(x)
-    assert min(agreement(out, ref).values()) > 0.95 and backend.primary is not None
+    _check_cuda_defaults(model, "cuda")
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA GPUs")
+def test_cuda_graphs_on_a_gpu_that_is_not_current(model: FCN) -> None:  # pragma: no cover
+    torch.cuda.set_device(0)
+    _check_cuda_defaults(model, "cuda:1")
 
 
 # --------------------------------------------------------------------------- segmenter
