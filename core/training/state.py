@@ -56,6 +56,22 @@ def load_train_state(path: str | os.PathLike[str], optimizer: torch.optim.Optimi
         optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
     except (ValueError, KeyError) as exc:
         raise CheckpointError(f"{path} does not fit this optimizer: {exc}") from exc
+    _match_layouts(optimizer)
     if "rng.torch" in tensors:
         torch.set_rng_state(tensors["rng.torch"])
     return meta
+
+
+def _match_layouts(optimizer: torch.optim.Optimizer) -> None:
+    """Give restored per-parameter buffers (Adam's moments, SGD's momentum) their
+    parameter's memory format: files hold them contiguous, and channels_last parameters
+    with NCHW buffers push the fused/foreach optimizers onto a slower path."""
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            if p.dim() != 4 or p.is_contiguous() or not p.is_contiguous(
+                    memory_format=torch.channels_last):
+                continue
+            state = optimizer.state.get(p, {})
+            for key, value in state.items():
+                if isinstance(value, torch.Tensor) and value.shape == p.shape:
+                    state[key] = value.contiguous(memory_format=torch.channels_last)

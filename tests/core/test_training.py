@@ -174,3 +174,29 @@ def test_heavy_preset_trains_with_summed_loss(tiny_scenes, tmp_path) -> None:
 def test_scene_classes_fit_the_dataset(tiny_scenes) -> None:
     _, names = open_dataset(tiny_scenes, split="train")
     assert tuple(names) == SCENE_CLASSES
+
+
+def test_resumed_optimizer_buffers_follow_channels_last_parameters(tmp_path: Path) -> None:
+    from core.training.state import load_train_state, save_train_state
+
+    def step(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        out = model(torch.randn(1, 3, 40, 40))
+        loss, _ = multi_output_loss(out, torch.randint(0, 3, (1, 40, 40)), {"8s": 1.0})
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    torch.manual_seed(0)
+    model = fcn_vgg16(num_classes=3, width=0.03125).to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    step(model, optimizer)
+    save_train_state(tmp_path / "state.safetensors", optimizer, 1)
+    again = torch.optim.Adam(model.parameters(), lr=1e-3)
+    load_train_state(tmp_path / "state.safetensors", again)
+    conv = model.conv1_1.weight
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    for key in ("exp_avg", "exp_avg_sq"):
+        restored = again.state[conv][key]
+        assert restored.is_contiguous(memory_format=torch.channels_last)
+        torch.testing.assert_close(restored, optimizer.state[conv][key], rtol=0, atol=0)
+    step(model, again)  # and it trains on
