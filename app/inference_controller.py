@@ -11,8 +11,11 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from app.document import ImageDocument
+from app.jobs import JobQueue
 from app.worker import InferenceWorker, LoadedModel, PredictResult
 from app.worker_thread import WorkerThread
+
+NO_MODEL = "No model is loaded: open a checkpoint (Model > Open…)"
 
 
 @dataclass
@@ -72,52 +75,49 @@ class InferenceController(QObject):
                       "failed": self._on_failed, "cancelled": self._on_cancelled,
                       "devicesFound": self.devicesFound},
         )
-        self._queue: list[Job] = []
-        self._running: Job | None = None
+        self._jobs: JobQueue[Job] = JobQueue()
         self._next_id = 0
 
     # ------------------------------------------------------------------ public API
     @property
     def busy(self) -> bool:
         """Whether a job is running."""
-        return self._running is not None
+        return self._jobs.busy
 
     @property
     def loading(self) -> bool:
         """Whether a model load is running or queued."""
-        jobs = [*self._queue, *([self._running] if self._running else [])]
-        return any(j.kind == "load" for j in jobs)
+        return any(j.kind == "load" for j in self._jobs.pending())
 
     def running_document(self) -> ImageDocument | None:
         """The document being segmented now, if any."""
-        job = self._running
+        job = self._jobs.running
         return job.doc if job is not None and job.kind == "predict" else None
 
     def load_model(self, path: str | Path | None = None, device: str = "auto") -> None:
         """Load a checkpoint (None: the default model) on a device; cancels a prediction."""
-        self._queue = [j for j in self._queue if j.kind != "load"]
+        self._jobs.drop(_is_load)
         self._cancel_running("predict")
         job = self._job("load", path=Path(path) if path is not None else None, device=device)
-        self._queue.insert(0, job)
+        self._jobs.add(job, first=True)
         self.modelLoading.emit(str(path or ""))
         self._pump()
 
     def run(self, doc: ImageDocument) -> None:
         """Segment ``doc`` with the current (or the loading) model."""
-        self._queue = [j for j in self._queue if j.kind != "predict"]
+        self._jobs.drop(_is_predict)
         self._cancel_running("predict")
-        self._queue.append(self._job("predict", doc=doc, reference=doc.reference))
+        self._jobs.add(self._job("predict", doc=doc, reference=doc.reference))
         self._pump()
 
     def cancel(self) -> bool:
         """Cancel the running and the pending predictions; True if there was one."""
-        had = any(j.kind == "predict" for j in self._queue)
-        self._queue = [j for j in self._queue if j.kind != "predict"]
+        had = self._jobs.drop(_is_predict)
         return self._cancel_running("predict") or had
 
     def shutdown(self, timeout_ms: int = 15000) -> None:
         """Cancel everything and stop the thread (waits for a running job to return)."""
-        self._queue.clear()
+        self._jobs.drop()
         self._cancel_running("predict")
         self._thread.shutdown(timeout_ms)
 
@@ -127,21 +127,21 @@ class InferenceController(QObject):
         return Job(self._next_id, kind, **kw)
 
     def _cancel_running(self, kind: str) -> bool:
-        if self._running is not None and self._running.kind == kind:
-            self._running.cancel.set()
+        job = self._jobs.running
+        if job is not None and job.kind == kind:
+            job.cancel.set()
             return True
         return False
 
     def _pump(self) -> None:
-        if self._running is not None or not self._queue:
-            return
-        job = self._queue.pop(0)
-        if job.kind == "predict" and self.model is None:
-            self.failed.emit("No model is loaded: open a checkpoint (Model > Open…)")
-            self._pump()
+        # a prediction with no model to run it fails at once, and the next job is tried
+        while (job := self._jobs.peek()) is not None and self._needs_model(job):
+            self._jobs.skip_next()
+            self.failed.emit(NO_MODEL)
+        job = self._jobs.start_next()
+        if job is None:
             return
         self._thread.ensure()
-        self._running = job
         self.busyChanged.emit(True)
         if job.kind == "load":
             self._doLoad.emit(job.id, job.path, job.device)
@@ -150,24 +150,20 @@ class InferenceController(QObject):
             self.started.emit(job.doc)
             self._doPredict.emit(job.id, job.doc.image, job.reference, job.cancel)
 
-    def _take(self, job_id: int) -> Job | None:
-        job = self._running
-        if job is None or job.id != job_id:
-            return None
-        self._running = None
-        return job
+    def _needs_model(self, job: Job) -> bool:
+        return job.kind == "predict" and self.model is None
 
     def _done(self) -> None:
         self.busyChanged.emit(False)
         self._pump()
 
     def _on_progress(self, job_id: int, fraction: float) -> None:
-        job = self._running
-        if job is not None and job.id == job_id and job.kind == "predict":
+        job = self._jobs.running_job(job_id)
+        if job is not None and job.kind == "predict":
             self.progress.emit(fraction)
 
     def _on_finished(self, job_id: int, result: object) -> None:
-        job = self._take(job_id)
+        job = self._jobs.take(job_id)
         if job is None:
             return
         if job.kind == "load":
@@ -184,19 +180,27 @@ class InferenceController(QObject):
         self._done()
 
     def _on_failed(self, job_id: int, message: str) -> None:
-        job = self._take(job_id)
+        job = self._jobs.take(job_id)
         if job is None:
             return
         if job.kind == "load":
             if self.model is None:  # queued predictions cannot run: the message says why
-                self._queue = [j for j in self._queue if j.kind != "predict"]
+                self._jobs.drop(_is_predict)
             self.modelFailed.emit(message)
         else:
             self.failed.emit(message)
         self._done()
 
     def _on_cancelled(self, job_id: int) -> None:
-        job = self._take(job_id)
+        job = self._jobs.take(job_id)
         if job is not None:
             self.cancelled.emit(job.doc)
             self._done()
+
+
+def _is_load(job: Job) -> bool:
+    return job.kind == "load"
+
+
+def _is_predict(job: Job) -> bool:
+    return job.kind == "predict"

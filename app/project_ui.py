@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
+from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from app.notifications import NotificationCenter
 from app.settings import Settings
+from app.worker_thread import WorkerThread
 
 AUTOSAVE_MS = 30_000
 """Unsaved masks are written every 30 s (and when switching images and on close)."""
@@ -244,24 +245,18 @@ class VocExporter(QObject):
     def __init__(self, parent: QObject | None = None) -> None:
         """Create the thread on the first export."""
         super().__init__(parent)
-        self._thread: QThread | None = None
-        self._worker: ExportWorker | None = None
+        self._thread = WorkerThread(
+            self, "fcn-export", ExportWorker,
+            inbound={"export": self._start},
+            outbound={"finished": self._done, "failed": self._fail},
+        )
         self.busy = False
 
     def export(self, project: Any, out: str, corrected_only: bool = False) -> bool:
         """Start exporting; False when an export is already running."""
         if self.busy:
             return False
-        if self._thread is None:
-            self._thread = QThread(self)
-            self._thread.setObjectName("fcn-export")
-            self._worker = ExportWorker()
-            self._worker.moveToThread(self._thread)
-            self._thread.finished.connect(self._worker.deleteLater)
-            self._start.connect(self._worker.export)
-            self._worker.finished.connect(self._done)
-            self._worker.failed.connect(self._fail)
-            self._thread.start()
+        self._thread.ensure()
         self.busy = True
         self._start.emit(project, out, corrected_only)
         return True
@@ -276,8 +271,4 @@ class VocExporter(QObject):
 
     def shutdown(self) -> None:
         """Stop the thread (waits for a running export)."""
-        if self._thread is not None:
-            self._thread.quit()
-            self._thread.wait(30000)
-            self._thread = None
-            self._worker = None
+        self._thread.shutdown(30000)

@@ -1,8 +1,9 @@
 """WorkerThread: a QObject worker living in a QThread of its own, started on first use.
 
 The controllers that queue work for a worker (inference, the model set, model tasks,
-fine-tuning) share this plumbing: create the thread with a name, move the worker to it,
-delete the worker when the thread ends, wire the signals both ways, and stop it on close.
+fine-tuning, the VOC export) share this plumbing: create the thread with a name, move the
+worker to it, delete the worker when the thread ends, wire the signals both ways, and stop
+it on close.
 """
 
 from __future__ import annotations

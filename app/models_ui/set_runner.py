@@ -21,6 +21,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal, Slot
 
 from app.document import ImageDocument
+from app.jobs import JobQueue
 from app.models_ui.checkpoints import CheckpointSummary
 from app.worker import describe_error, lower_thread_priority, model_id_for, throttled_progress
 from app.worker_thread import WorkerThread
@@ -152,19 +153,18 @@ class SetRunner(QObject):
             outbound={"progress": self._on_progress, "finished": self._on_finished,
                       "failed": self._on_failed, "cancelled": self._on_cancelled},
         )
-        self._queue: list[SetJob] = []
-        self._running: SetJob | None = None
+        self._jobs: JobQueue[SetJob] = JobQueue()
         self._next_id = 0
         self._failed: set[str] = set()
 
     @property
     def busy(self) -> bool:
         """Whether a prediction is running."""
-        return self._running is not None
+        return self._jobs.busy
 
     def pending(self) -> list[SetJob]:
         """The running and queued jobs."""
-        return [*([self._running] if self._running else []), *self._queue]
+        return self._jobs.pending()
 
     def run(self, doc: ImageDocument, members: Sequence[CheckpointSummary],
             device: str = "auto") -> int:
@@ -177,15 +177,15 @@ class SetRunner(QObject):
         wanted = [m for m in members
                   if doc.prediction(m.model_id) is None and m.model_id not in self._failed]
         ids = {m.model_id for m in wanted}
-        run = self._running
+        run = self._jobs.running
         if run is not None and (run.doc is not doc or run.member.model_id not in ids):
             run.cancel.set()
         running_id = run.member.model_id if run is not None and not run.cancel.is_set() else None
-        self._queue = []
+        self._jobs.drop()
         for m in wanted:
             if m.model_id != running_id:
                 self._next_id += 1
-                self._queue.append(SetJob(self._next_id, doc, m, device, doc.reference))
+                self._jobs.add(SetJob(self._next_id, doc, m, device, doc.reference))
         self._pump()
         return len(wanted)
 
@@ -195,10 +195,9 @@ class SetRunner(QObject):
 
     def cancel(self) -> bool:
         """Cancel the running and the queued predictions; True if there was one."""
-        had = bool(self._queue)
-        self._queue = []
-        if self._running is not None:
-            self._running.cancel.set()
+        had = self._jobs.drop()
+        if self._jobs.running is not None:
+            self._jobs.running.cancel.set()
             return True
         return had
 
@@ -214,33 +213,25 @@ class SetRunner(QObject):
         self._thread.shutdown(timeout_ms)
 
     def _pump(self) -> None:
-        if self._running is not None or not self._queue:
+        job = self._jobs.start_next()
+        if job is None:
             return
-        job = self._queue.pop(0)
         self._thread.ensure()
-        self._running = job
         self.busyChanged.emit(True)
         self.started.emit(job.doc, job.member)
         self._doPredict.emit(job.id, job.member.path, job.device, job.doc.image, job.reference,
                              job.cancel)
-
-    def _take(self, job_id: int) -> SetJob | None:
-        job = self._running
-        if job is None or job.id != job_id:
-            return None
-        self._running = None
-        return job
 
     def _done(self) -> None:
         self.busyChanged.emit(False)
         self._pump()
 
     def _on_progress(self, job_id: int, fraction: float) -> None:
-        if self._running is not None and self._running.id == job_id:
+        if self._jobs.is_running(job_id):
             self.progress.emit(fraction)
 
     def _on_finished(self, job_id: int, result: object) -> None:
-        job = self._take(job_id)
+        job = self._jobs.take(job_id)
         if job is None:
             return
         assert isinstance(result, SetResult)
@@ -253,7 +244,7 @@ class SetRunner(QObject):
         self._done()
 
     def _on_failed(self, job_id: int, message: str) -> None:
-        job = self._take(job_id)
+        job = self._jobs.take(job_id)
         if job is None:
             return
         self._failed.add(job.member.model_id)  # not retried until reset_failures()
@@ -261,5 +252,5 @@ class SetRunner(QObject):
         self._done()
 
     def _on_cancelled(self, job_id: int) -> None:
-        if self._take(job_id) is not None:
+        if self._jobs.take(job_id) is not None:
             self._done()

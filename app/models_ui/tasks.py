@@ -17,6 +17,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal, Slot
 
+from app.jobs import JobQueue
 from app.worker import describe_error, lower_thread_priority
 from app.worker_thread import WorkerThread
 
@@ -190,33 +191,31 @@ class TaskRunner(QObject):
             outbound={"progress": self._on_progress, "finished": self._on_finished,
                       "failed": self._on_failed, "cancelled": self._on_cancelled},
         )
-        self._queue: list[Task] = []
-        self._running: Task | None = None
+        self._jobs: JobQueue[Task] = JobQueue()
         self._next_id = 0
 
     @property
     def busy(self) -> bool:
         """Whether a task is running."""
-        return self._running is not None
+        return self._jobs.busy
 
     def running(self) -> Task | None:
         """The running task, if any."""
-        return self._running
+        return self._jobs.running
 
     def submit(self, kind: str, **args: Any) -> int:
         """Queue a task; return its job id."""
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
         self._next_id += 1
-        self._queue.append(Task(self._next_id, kind, args))
+        self._jobs.add(Task(self._next_id, kind, args))
         self._pump()
         return self._next_id
 
     def cancel(self, job: int | None = None) -> bool:
         """Cancel a task (None: all); a running download stops at its next chunk."""
-        had = any(job is None or t.id == job for t in self._queue)
-        self._queue = [t for t in self._queue if job is not None and t.id != job]
-        run = self._running
+        had = self._jobs.drop(None if job is None else lambda t: t.id == job)
+        run = self._jobs.running
         if run is not None and (job is None or run.id == job):
             run.cancel.set()
             return True
@@ -228,43 +227,35 @@ class TaskRunner(QObject):
         self._thread.shutdown(timeout_ms)
 
     def _pump(self) -> None:
-        if self._running is not None or not self._queue:
+        task = self._jobs.start_next()
+        if task is None:
             return
-        task = self._queue.pop(0)
         self._thread.ensure()
-        self._running = task
         self.busyChanged.emit(True)
         self.started.emit(task.id, task.kind)
         self._do.emit(task.id, task.kind, task.args, task.cancel)
-
-    def _take(self, job: int) -> Task | None:
-        task = self._running
-        if task is None or task.id != job:
-            return None
-        self._running = None
-        return task
 
     def _done(self) -> None:
         self.busyChanged.emit(False)
         self._pump()
 
     def _on_progress(self, job: int, fraction: float, text: str) -> None:
-        if self._running is not None and self._running.id == job:
+        if self._jobs.is_running(job):
             self.progress.emit(job, fraction, text)
 
     def _on_finished(self, job: int, result: object) -> None:
-        if self._take(job) is not None:
+        if self._jobs.take(job) is not None:
             self.finished.emit(job, result)
             self._done()
 
     def _on_failed(self, job: int, message: str) -> None:
-        task = self._take(job)
+        task = self._jobs.take(job)
         if task is not None:
             self.failed.emit(job, task.kind, message)
             self._done()
 
     def _on_cancelled(self, job: int, message: str) -> None:
-        task = self._take(job)
+        task = self._jobs.take(job)
         if task is not None:
             self.cancelled.emit(job, task.kind, message)
             self._done()
