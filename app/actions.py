@@ -56,6 +56,9 @@ class Actions:
         self.zoom_in = a(window, "Zoom &In", [StdKey.ZoomIn, "+"])
         self.zoom_out = a(window, "Zoom &Out", [StdKey.ZoomOut, "-"])
         self.show_overlay = a(window, "Show &Overlay", ["O"], "Show or hide the mask", True)
+        self.contours = a(window, "&Contours Only", ["C"],
+                          "Draw the masks as region boundaries only: compare how sharp the "
+                          "32s, 16s and 8s boundaries are (C)", True)
         self.show_disagreement = a(window, "Mark &Disagreement", ["X"],
                                    "Mark the pixels where 32s, 16s and 8s disagree", True)
         self.open_model = a(window, "Open &Checkpoint…", ["Ctrl+M"], "Load another model")
@@ -108,7 +111,7 @@ class Actions:
         view.addSeparator()
         view.addActions([self.fit, self.actual_size, self.zoom_in, self.zoom_out])
         view.addSeparator()
-        view.addActions([self.show_overlay, self.show_disagreement])
+        view.addActions([self.show_overlay, self.contours, self.show_disagreement])
         view.addSeparator()
         self.panels_menu = view.addMenu("&Panels")
         model = bar.addMenu("&Model")
@@ -141,6 +144,8 @@ class Actions:
         self.source_box.setToolTip("Which mask the overlay shows")
         tb.addAction(self.show_overlay)
         tb.addWidget(self.source_box)
+        self.contours.setIconText("Contours")
+        tb.addAction(self.contours)
         self.opacity = QSlider(Qt.Orientation.Horizontal, tb)
         self.opacity.setRange(0, 100)
         self.opacity.setFixedWidth(120)

@@ -105,10 +105,10 @@ class CompareView(LazyView):
             return
         image = doc.display_image()
         colors = st.colors()
-        opacity = st.overlay_opacity if st.overlay_visible else 0.0
+        opacity = st.mask_opacity if st.overlay_visible else 0.0
         sources = pane_sources(st, self.model_set)
         self.panes["image"].show_content(image, None, 1.0, f"{doc.title}  {doc.width}×{doc.height}")
-        ref = overlays.reference_overlay(doc, colors, st.hidden_classes)
+        ref = overlays.reference_overlay(doc, colors, st.hidden_classes, st.overlay_contours)
         rp = doc.reference_path
         ref_caption = f"{rp.parent.name}/{rp.name}" if rp else "reference mask"
         self.panes["reference"].show_content(
@@ -132,7 +132,8 @@ class CompareView(LazyView):
                 caption = f"confidence {s.mean_confidence:.2f}  ·  entropy {s.mean_entropy:.2f}"
             self.panes[variant].show_content(
                 image,
-                overlays.label_overlay(doc, src.model_id, variant, src.colors, src.hidden),
+                overlays.label_overlay(doc, src.model_id, variant, src.colors, src.hidden,
+                                       st.overlay_contours),
                 opacity,
                 caption,
             )

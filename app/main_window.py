@@ -158,6 +158,8 @@ class MainWindow(ModelMixin, QMainWindow):
         a.zoom_out.triggered.connect(lambda: self.current_canvas().zoom_at(0.8))
         a.show_overlay.setChecked(st.overlay_visible)
         a.show_overlay.toggled.connect(lambda on: st.set_overlay(visible=on))
+        a.contours.setChecked(st.overlay_contours)
+        a.contours.toggled.connect(lambda on: st.set_overlay(contours=on))
         a.show_disagreement.setChecked(False)
         st.set_show_disagreement(False)
         a.show_disagreement.toggled.connect(st.set_show_disagreement)

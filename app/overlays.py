@@ -29,24 +29,28 @@ def label_overlay(
     variant: str,
     colors: Sequence[Color],
     hidden: AbstractSet[int] = frozenset(),
+    contours: bool = False,
 ) -> ImageBuffer | None:
-    """The predicted mask of ``variant`` in class colors (``hidden`` classes clear), or None."""
+    """The predicted mask of ``variant`` in class colors (``hidden`` classes clear), or None;
+    ``contours``: only its region boundaries."""
     out = doc.output(model_id, variant)
     if out is None:
         return None
-    key = ("overlay", model_id, variant, tuple(sorted(hidden)))
-    return doc.cached(key, lambda: label_image(out.labels, colors, hidden))
+    key = ("overlay", model_id, variant, tuple(sorted(hidden)), contours)
+    return doc.cached(key, lambda: label_image(out.labels, colors, hidden, contours))
 
 
 def reference_overlay(
-    doc: ImageDocument, colors: Sequence[Color], hidden: AbstractSet[int] = frozenset()
+    doc: ImageDocument, colors: Sequence[Color], hidden: AbstractSet[int] = frozenset(),
+    contours: bool = False,
 ) -> ImageBuffer | None:
-    """The reference mask in class colors (void and ``hidden`` clear), or None without one."""
+    """The reference mask in class colors (void and ``hidden`` clear), or None without one;
+    ``contours``: only its region boundaries."""
     if doc.reference is None or not colors:
         return None
     ref = doc.reference
-    key = ("reference", len(colors), tuple(sorted(hidden)))
-    return doc.cached(key, lambda: label_image(ref, colors, hidden))
+    key = ("reference", len(colors), tuple(sorted(hidden)), contours)
+    return doc.cached(key, lambda: label_image(ref, colors, hidden, contours))
 
 
 def disagreement_overlay(doc: ImageDocument, model_id: str | None) -> ImageBuffer | None:

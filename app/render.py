@@ -71,10 +71,44 @@ def indexed_image(indices: np.ndarray, table: list[int]) -> ImageBuffer:
 
 
 def label_image(
-    labels: np.ndarray, colors: Sequence[Color], hidden: Iterable[int] = ()
+    labels: np.ndarray, colors: Sequence[Color], hidden: Iterable[int] = (),
+    contours: bool = False,
 ) -> ImageBuffer:
-    """A label mask in the class colors (opaque; set the layer's opacity to blend it)."""
+    """A label mask in the class colors (opaque; set the layer's opacity to blend it);
+    ``contours``: only the boundaries between regions, in their classes' colors."""
+    if contours:
+        labels = contour_labels(labels, contour_thickness(*np.shape(labels)[:2]))
+        hidden = {*hidden, 255}
     return indexed_image(labels, color_table(colors, 255, hidden))
+
+
+def contour_labels(labels: np.ndarray, thickness: int = 1) -> np.ndarray:
+    """``labels`` on the boundaries between regions, 255 (transparent) elsewhere.
+
+    A pixel is on a boundary when a 4-neighbour has another label; ``thickness`` > 1 widens
+    the lines inwards from both sides (each side keeps its own color), so that they stay
+    visible when a large image is shown scaled down.
+    """
+    lab = np.asarray(labels, dtype=np.uint8)
+    edge = np.zeros(lab.shape, bool)
+    dx = lab[:, 1:] != lab[:, :-1]
+    dy = lab[1:, :] != lab[:-1, :]
+    edge[:, 1:] |= dx
+    edge[:, :-1] |= dx
+    edge[1:, :] |= dy
+    edge[:-1, :] |= dy
+    if thickness > 1:
+        import cv2
+
+        kernel = np.ones((2 * (thickness // 2) + 1,) * 2, np.uint8)
+        edge = cv2.dilate(edge.view(np.uint8), kernel).astype(bool)
+    return np.where(edge, lab, np.uint8(255))
+
+
+def contour_thickness(height: int, width: int) -> int:
+    """Line width for contours of an image this size: 1 px up to 1024, wider beyond (an
+    image fitted to a window is shown scaled down)."""
+    return max(1, round(max(height, width) / 1024) * 2 - 1)
 
 
 def boolean_image(mask: np.ndarray, color: Color = (255, 40, 40), alpha: int = 255) -> ImageBuffer:

@@ -27,7 +27,7 @@ class ViewerState(QObject):
         modelChanged(object): the current ModelInfo (or None).
         resultChanged(): the current document got a prediction of the current model.
         referenceChanged(): the current document's reference mask changed.
-        overlayChanged(): overlay source, visibility or opacity changed.
+        overlayChanged(): overlay source, visibility, opacity or style changed.
         heatmapChanged(): heatmap class, source, variant or mode changed.
         disagreementChanged(bool): the disagreement view was toggled.
         editedMaskChanged(): the current image's corrected mask was started, edited (also by
@@ -53,6 +53,7 @@ class ViewerState(QObject):
         self.overlay_source: str = "8s"
         self.overlay_visible: bool = True
         self.overlay_opacity: float = 0.55
+        self.overlay_contours: bool = False
         self.hidden_classes: frozenset[int] = frozenset()
         self.heatmap_class: int = 1
         self.heatmap_variant: str = "8s"
@@ -114,9 +115,13 @@ class ViewerState(QObject):
 
     # ------------------------------------------------------------------ display settings
     def set_overlay(
-        self, source: str | None = None, visible: bool | None = None, opacity: float | None = None
+        self, source: str | None = None, visible: bool | None = None,
+        opacity: float | None = None, contours: bool | None = None,
     ) -> None:
-        """Change the overlay's source (a variant or REFERENCE), visibility or opacity."""
+        """Change the overlay's source (a variant or REFERENCE), visibility, opacity, or
+        whether the masks are drawn as region boundaries only (``contours``)."""
+        if contours is not None:
+            self.overlay_contours = bool(contours)
         if source is not None:
             self.overlay_source = source
         if visible is not None:
@@ -124,6 +129,12 @@ class ViewerState(QObject):
         if opacity is not None:
             self.overlay_opacity = min(1.0, max(0.0, float(opacity)))
         self.overlayChanged.emit()
+
+    @property
+    def mask_opacity(self) -> float:
+        """The opacity masks are drawn with: the slider's, at least 0.9 for contours (thin
+        lines blended at half strength are hard to see)."""
+        return max(self.overlay_opacity, 0.9) if self.overlay_contours else self.overlay_opacity
 
     def set_class_hidden(self, cls: int, hidden: bool) -> None:
         """Hide (or show) one class in the mask overlays."""

@@ -64,12 +64,14 @@ class ViewerView(LazyView):
         self.canvas.set_image(doc.display_image())
         colors = st.colors()
         if st.overlay_source == REFERENCE:
-            overlay = overlays.reference_overlay(doc, colors, st.hidden_classes)
+            overlay = overlays.reference_overlay(doc, colors, st.hidden_classes,
+                                                 st.overlay_contours)
         else:
             overlay = overlays.label_overlay(
-                doc, st.model_id, st.overlay_source, colors, st.hidden_classes
+                doc, st.model_id, st.overlay_source, colors, st.hidden_classes,
+                st.overlay_contours,
             )
-        self.canvas.set_overlay(overlay, st.overlay_opacity)
+        self.canvas.set_overlay(overlay, st.mask_opacity)
         # while a mask is being edited, its layer (app.editing) replaces the prediction overlay
         editing = bool(getattr(self.canvas.layer("mask"), "active", False))
         self.canvas.overlay_layer.setVisible(st.overlay_visible and not editing)

@@ -11,6 +11,8 @@ from app import export
 from app.colormaps import COLORMAPS, argb_table, colormap
 from app.render import (
     boolean_image,
+    contour_labels,
+    contour_thickness,
     label_image,
     probability_image,
     qimage_to_rgb,
@@ -40,6 +42,30 @@ def test_label_image_colors_void_and_hidden() -> None:
     assert _pixel(buf, 1, 0) == (255, 0, 0, 255)
     assert _pixel(buf, 0, 1) == (0, 255, 0, 255)
     assert _pixel(buf, 1, 1)[3] == 0  # void
+
+
+def test_contours_mark_exactly_the_region_boundaries() -> None:
+    labels = np.zeros((6, 8), np.uint8)
+    labels[2:5, 3:7] = 2  # a 3 x 4 box of class 2 on background
+    out = contour_labels(labels)
+    box = np.zeros_like(labels, bool)
+    box[2:5, 3:7] = True
+    ring = box & ~np.pad(box[1:-1, 1:-1] & box[:-2, 1:-1] & box[2:, 1:-1] & box[1:-1, :-2]
+                         & box[1:-1, 2:], 1)  # box pixels with a background 4-neighbour
+    outside = ~box & (np.roll(box, 1, 0) | np.roll(box, -1, 0) | np.roll(box, 1, 1)
+                      | np.roll(box, -1, 1))  # background pixels touching the box
+    assert np.array_equal(out == 2, ring)
+    assert np.array_equal(out == 0, outside)
+    assert ((out == 255) == ~(ring | outside)).all()
+    assert (contour_labels(np.full((5, 5), 3, np.uint8)) == 255).all()  # one region: none
+    wide = contour_labels(labels, thickness=3)
+    assert (wide != 255).sum() > (out != 255).sum() and set(np.unique(wide)) == {0, 2, 255}
+    assert contour_thickness(500, 500) == 1 and contour_thickness(4096, 3000) == 7
+    colors = [(0, 0, 0), (255, 0, 0), (0, 255, 0)]
+    buf = label_image(labels, colors, contours=True)
+    assert _pixel(buf, 3, 2) == (0, 255, 0, 255)  # box corner: a boundary pixel
+    assert _pixel(buf, 4, 3)[3] == 0  # box interior: clear
+    assert _pixel(buf, 0, 0)[3] == 0  # far background: clear
 
 
 def test_probability_image_matches_colormap() -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, QPointF
+from PySide6.QtGui import QImage
 from pytestqt.qtbot import QtBot
 
 from app.main_window import MainWindow
@@ -74,6 +75,42 @@ def test_compare_panes_stay_in_sync(
     screenshot(win, "compare")
     assert "differ" in win.compare.panes["disagreement"].caption.text()
     assert "mean IU" in win.compare.panes["16s"].caption.text()
+
+
+def test_contours_only_toggles_every_mask_pane(
+    qtbot: QtBot, loaded_window: MainWindow, screenshot: Screenshot
+) -> None:
+    from app.render import contour_labels
+
+    win = loaded_window
+    win.tabs.setCurrentWidget(win.compare)
+    pane = win.compare.panes["8s"]
+    qtbot.waitUntil(lambda: pane.canvas.overlay_layer.buffer is not None)
+    labels = win.state.output("8s").labels
+    colors = win.state.colors()
+
+    def drawn(buffer) -> np.ndarray:  # the overlay's opaque pixels
+        img = buffer.image.convertToFormat(QImage.Format.Format_ARGB32)
+        h, w = img.height(), img.width()
+        raw = np.frombuffer(img.constBits(), np.uint8, img.bytesPerLine() * h)
+        return raw.reshape(h, -1)[:, : 4 * w].reshape(h, w, 4)[..., 3] > 0  # BGRA
+
+    filled = drawn(pane.canvas.overlay_layer.buffer)
+    win.actions.contours.trigger()
+    assert win.state.overlay_contours
+    qtbot.waitUntil(lambda: not np.array_equal(drawn(pane.canvas.overlay_layer.buffer), filled))
+    shown = drawn(pane.canvas.overlay_layer.buffer)
+    hidden = sorted(win.state.hidden_classes)
+    expected = contour_labels(labels)
+    expected_shown = (expected != 255) & ~np.isin(expected, hidden)
+    assert np.array_equal(shown, expected_shown)
+    assert shown.sum() < filled.sum() / 2  # boundaries only
+    win.viewer.refresh_now()
+    assert np.array_equal(drawn(win.viewer.canvas.overlay_layer.buffer), expected_shown)
+    assert len(colors) == len(win.legend.shares() or [])
+    screenshot(win, "compare_contours")
+    win.actions.contours.trigger()
+    qtbot.waitUntil(lambda: np.array_equal(drawn(pane.canvas.overlay_layer.buffer), filled))
 
 
 def test_heatmap_class_switch_changes_the_image(
