@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QFormLayout,
     QGridLayout,
@@ -85,6 +86,11 @@ class EditDock(QWidget):
         form.addRow("Size", self.size_spin)
         form.addRow("Eraser to", self.eraser_box)
         form.addRow("Paint over", self.preserve_box)
+        self.contiguous_box = QCheckBox("Contiguous region only", self)
+        self.contiguous_box.setChecked(tools.fill_contiguous)
+        self.contiguous_box.setToolTip("Fill the clicked region (on) or every pixel of the "
+                                       "clicked class in the image (off)")
+        form.addRow("Fill", self.contiguous_box)
         layout.addLayout(form)
 
         undo_row = QHBoxLayout()
@@ -110,6 +116,8 @@ class EditDock(QWidget):
             lambda i: tools.set_eraser_value(self.eraser_box.itemData(i)))
         self.preserve_box.activated.connect(
             lambda i: tools.set_preserve(self.preserve_box.itemData(i)))
+        self.contiguous_box.toggled.connect(tools.set_fill_contiguous)
+        tools.fillModeChanged.connect(self.contiguous_box.setChecked)
         tools.classChanged.connect(self._show_class)
         tools.sizeChanged.connect(self.size_spin.setValue)
         tools.eraserChanged.connect(

@@ -42,7 +42,8 @@ class ToolController(QObject):
 
     Signals:
         toolChanged(str), classChanged(int), sizeChanged(int), eraserChanged(int),
-        preserveChanged(object): a setting changed (preserve: a class or None).
+        preserveChanged(object), fillModeChanged(bool): a setting changed (preserve: a
+            class or None; fill mode: contiguous region only).
         edited(): an edit was pushed on the session's undo stack.
         message(str, str): level and text for the user.
     """
@@ -52,6 +53,7 @@ class ToolController(QObject):
     sizeChanged = Signal(int)
     eraserChanged = Signal(int)
     preserveChanged = Signal(object)
+    fillModeChanged = Signal(bool)
     edited = Signal()
     message = Signal(str, str)
 
@@ -71,6 +73,7 @@ class ToolController(QObject):
         self.size = 9
         self.eraser_value = 0
         self.preserve: int | None = None
+        self.fill_contiguous = True
         self.num_classes = 0
         self._previous_tool = "brush"
         self._stroke: object | None = None
@@ -138,6 +141,13 @@ class ToolController(QObject):
         if cls != self.preserve:
             self.preserve = cls
             self.preserveChanged.emit(cls)
+
+    def set_fill_contiguous(self, on: bool) -> None:
+        """Fill the clicked region only (True) or every pixel of the clicked label (False)."""
+        on = bool(on)
+        if on != self.fill_contiguous:
+            self.fill_contiguous = on
+            self.fillModeChanged.emit(on)
 
     def set_num_classes(self, n: int) -> None:
         """The model's class count (digits and the class choice are checked against it)."""
@@ -335,7 +345,8 @@ class ToolController(QObject):
             return
         from core.annotation import flood_fill
 
-        self._apply(session, flood_fill(session.labels, (x, y)), "fill")
+        region = flood_fill(session.labels, (x, y), contiguous=self.fill_contiguous)
+        self._apply(session, region, "fill" if self.fill_contiguous else "fill all")
 
     def _pick(self, session: EditSession, x: int, y: int) -> None:
         if not self._inside(session, x, y):

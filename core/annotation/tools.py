@@ -164,8 +164,10 @@ def lasso(points: Sequence[Sequence[float]] | np.ndarray, shape: tuple[int, int]
     return polygon_fill(points, shape)
 
 
-def flood_fill(mask: np.ndarray, seed_xy: tuple[int, int], connectivity: int = 4) -> Region:
-    """The contiguous region of pixels with the seed's label (4- or 8-connected).
+def flood_fill(mask: np.ndarray, seed_xy: tuple[int, int], connectivity: int = 4, *,
+               contiguous: bool = True) -> Region:
+    """The contiguous region of pixels with the seed's label (4- or 8-connected), or with
+    ``contiguous=False`` every pixel of that label in the image.
 
     Raises:
         ValueError: The seed is outside the image or connectivity is not 4 or 8.
@@ -177,6 +179,11 @@ def flood_fill(mask: np.ndarray, seed_xy: tuple[int, int], connectivity: int = 4
     x, y = int(seed_xy[0]), int(seed_xy[1])
     if not (0 <= x < w and 0 <= y < h):
         raise ValueError(f"seed {(x, y)} is outside the {w}x{h} image")
+    if not contiguous:
+        same = mask == mask[y, x]
+        rows, cols = np.flatnonzero(same.any(axis=1)), np.flatnonzero(same.any(axis=0))
+        bbox = BBox(int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
+        return Region(bbox, same[bbox.slices])
     ff = np.zeros((h + 2, w + 2), np.uint8)
     flags = connectivity | cv2.FLOODFILL_MASK_ONLY | cv2.FLOODFILL_FIXED_RANGE | (1 << 8)
     _, _, _, (rx, ry, rw, rh) = cv2.floodFill(mask, ff, (x, y), 0, 0, 0, flags)

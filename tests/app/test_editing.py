@@ -162,6 +162,18 @@ def test_fill_polygon_lasso_and_eyedropper(qtbot: QtBot, editor: MainWindow) -> 
     expected = start.copy()
     expected[20:40, 30:60] = 3  # only the contiguous region, not the other class-1 box
     assert np.array_equal(session.labels, expected)
+    editor.editing.dock.contiguous_box.setChecked(False)  # every pixel of the clicked class
+    assert not tools.fill_contiguous
+    tools.set_class(2)
+    click(qtbot, editor, 5, 5)  # background: all of it, both boxes untouched
+    all_bg = expected == 0
+    expected[all_bg] = 2
+    assert np.array_equal(session.labels, expected)
+    editor.editing.actions.undo.trigger()
+    expected[all_bg] = 0
+    assert np.array_equal(session.labels, expected)
+    tools.set_fill_contiguous(True)
+    assert editor.editing.dock.contiguous_box.isChecked()
 
     tools.set_tool("polygon")
     tools.set_class(2)

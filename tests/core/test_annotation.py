@@ -325,3 +325,14 @@ def test_replace_and_bad_masks() -> None:
         LabelImage(np.zeros((2, 2, 2), np.uint8))
     with pytest.raises(MaskError):
         LabelImage(np.full((2, 2), 300))
+
+
+def test_flood_fill_all_pixels_of_a_label() -> None:
+    mask = np.zeros((30, 40), np.uint8)
+    mask[2:6, 3:9] = 4
+    mask[20:25, 30:38] = 4
+    region = flood_fill(mask, (5, 3), contiguous=False)
+    assert np.array_equal(region.to_full(mask.shape), mask == 4)
+    assert tuple(region.bbox) == (3, 2, 38, 25)
+    contiguous = flood_fill(mask, (5, 3))
+    assert contiguous.to_full(mask.shape).sum() == 24
