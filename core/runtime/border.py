@@ -202,8 +202,8 @@ def assemble(inner: torch.Tensor, top: torch.Tensor | None, bottom: torch.Tensor
             return kept[0]
         # torch.cat of a broadcast (stride-0) ring and a channels_last map returns NCHW, which
         # the next convolution would convert back: keep the input's layout.
-        fmt = (torch.channels_last if n > 1 and inner.is_contiguous(
-            memory_format=torch.channels_last) else None)
+        fmt = (torch.channels_last if not torch.jit.is_tracing() and n > 1
+               and inner.is_contiguous(memory_format=torch.channels_last) else None)
         if fmt is None:
             return torch.cat(kept, dim)
         if torch.is_grad_enabled() and any(p.requires_grad for p in kept):

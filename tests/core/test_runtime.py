@@ -617,27 +617,32 @@ def test_reuse_training_gives_the_same_losses_and_gradients() -> None:
         torch.testing.assert_close(b, a, rtol=1e-9, atol=1e-12)
 
 
-def test_train_step_paths_agree() -> None:
+def _train_twice(opts, wrap=None, classes: int = 5):
+    """Two training steps of a fresh seeded model with ``opts``; ``wrap(model)`` makes the
+    module stepped (default: ``prepare``). Returns (losses, score_fr weight, module)."""
     from core.training.config import TrainConfig
-    from core.training.fast import FastOptions, prepare, train_step
+    from core.training.fast import prepare, train_step
     from core.training.trainer import make_optimizer
 
+    images, masks = _train_inputs(classes)
     config = TrainConfig()
-    images = torch.from_numpy(np.stack([scene(64, 64, seed=s) for s in range(2)])).permute(
-        0, 3, 1, 2).contiguous()
-    masks = torch.randint(0, 5, (2, 64, 64))
-    results = []
-    for opts in (FastOptions(), FastOptions(channels_last=True, border_reuse=True)):
-        torch.manual_seed(0)
-        model = fcn_vgg16(num_classes=5, width=0.03125, dropout=0.0).train()
-        module = prepare(model, opts)
-        optimizer = make_optimizer(model, config)
-        losses = [float(train_step(module, optimizer, images, masks, config.loss_weights,
-                                   IMAGENET, device=torch.device("cpu"), amp="off",
-                                   options=opts)[0].detach()) for _ in range(2)]
-        results.append((losses, model.score_fr.weight.detach().clone()))
-    assert results[1][0] == pytest.approx(results[0][0], rel=1e-4)
-    torch.testing.assert_close(results[1][1], results[0][1], rtol=1e-3, atol=1e-5)
+    torch.manual_seed(0)
+    model = fcn_vgg16(num_classes=classes, width=0.03125, dropout=0.0).train()
+    net = wrap(model) if wrap is not None else prepare(model, opts)
+    optimizer = make_optimizer(model, config)
+    losses = [float(train_step(net, optimizer, images, masks, config.loss_weights, IMAGENET,
+                               device=torch.device("cpu"), amp="off", options=opts)[0].detach())
+              for _ in range(2)]
+    return losses, model.score_fr.weight.detach().clone(), net
+
+
+def test_train_step_paths_agree() -> None:
+    from core.training.fast import FastOptions
+
+    plain = _train_twice(FastOptions())
+    fast = _train_twice(FastOptions(channels_last=True, border_reuse=True))
+    assert fast[0] == pytest.approx(plain[0], rel=1e-4)
+    torch.testing.assert_close(fast[1], plain[1], rtol=1e-3, atol=1e-5)
 
 
 def _train_inputs(classes: int = 5, n: int = 2, size: int = 64):
@@ -650,31 +655,20 @@ def _train_inputs(classes: int = 5, n: int = 2, size: int = 64):
 def test_a_compile_failure_in_training_redoes_the_step_uncompiled(caplog) -> None:
     from torch._dynamo import register_backend
 
-    from core.training.config import TrainConfig
-    from core.training.fast import Compiled, FastOptions, compile_model, train_step
-    from core.training.trainer import make_optimizer
+    from core.training.fast import Compiled, FastOptions, compile_model
 
     @register_backend(name="fcn_studio_test_broken")
     def broken(gm, example_inputs):  # a toolchain that is not there
         raise RuntimeError("no C++ compiler found")
 
-    images, masks = _train_inputs()
-    config = TrainConfig()
-    losses = []
     broken_opts = FastOptions(compile=True, compile_backend="fcn_studio_test_broken")
-    for opts in (FastOptions(), broken_opts):
-        torch.manual_seed(0)
-        model = fcn_vgg16(num_classes=5, width=0.03125, dropout=0.0).train()
-        net = compile_model(model, opts)
-        optimizer = make_optimizer(model, config)
-        with caplog.at_level(logging.WARNING, logger="core.training.fast"):
-            losses.append([float(train_step(net, optimizer, images, masks, config.loss_weights,
-                                            IMAGENET, device=torch.device("cpu"), amp="off",
-                                            options=opts)[0].detach()) for _ in range(2)])
+    plain = _train_twice(FastOptions())
+    with caplog.at_level(logging.WARNING, logger="core.training.fast"):
+        losses, _, net = _train_twice(broken_opts, lambda m: compile_model(m, broken_opts))
     assert isinstance(net, Compiled) and net.compiled is None
     assert "no C++ compiler found" in net.reason
     assert "training uncompiled" in caplog.text
-    assert losses[1] == pytest.approx(losses[0], rel=1e-5)  # the failed step was redone
+    assert losses == pytest.approx(plain[0], rel=1e-5)  # the failed step was redone
 
 
 def test_a_bad_batch_is_not_blamed_on_compiling() -> None:
@@ -698,9 +692,7 @@ def test_a_bad_batch_is_not_blamed_on_compiling() -> None:
 def test_inductor_compiled_paths_match_eager(model: FCN) -> None:
     """The real torch.compile (TorchInductor, C++ on the CPU: the GPU uses Triton, but the
     graph capture, guards and fallbacks are the same) for inference and a training step."""
-    from core.training.config import TrainConfig
-    from core.training.fast import Compiled, FastOptions, compile_model, train_step
-    from core.training.trainer import make_optimizer
+    from core.training.fast import Compiled, FastOptions, compile_model
 
     backend = select_backend(copy_of(model), "cpu", "torch:compile=1,cl=1")
     x = batch(64, 96, seed=11)
@@ -708,18 +700,10 @@ def test_inductor_compiled_paths_match_eager(model: FCN) -> None:
     assert backend.primary is not None and backend.active.options.compile, backend.notes
     assert rel_err(out, ref) < 1e-4 and min(agreement(out, ref).values()) >= 0.999
 
-    images, masks = _train_inputs()
-    config = TrainConfig()
-    runs = []
-    for opts in (FastOptions(), FastOptions(compile=True, channels_last=True)):
-        torch.manual_seed(0)
-        net_model = fcn_vgg16(num_classes=5, width=0.03125, dropout=0.0).train()
-        net = compile_model(net_model, opts)
-        optimizer = make_optimizer(net_model, config)
-        losses = [float(train_step(net, optimizer, images, masks, config.loss_weights, IMAGENET,
-                                   device=torch.device("cpu"), amp="off", options=opts)[0].detach())
-                  for _ in range(2)]
-        runs.append((losses, net_model.score_fr.weight.detach().clone(), net))
-    assert isinstance(runs[1][2], Compiled) and runs[1][2].compiled is not None, runs[1][2].reason
-    assert runs[1][0] == pytest.approx(runs[0][0], rel=1e-4)
-    torch.testing.assert_close(runs[1][1], runs[0][1], rtol=1e-3, atol=1e-5)
+    plain = _train_twice(FastOptions())
+    opts = FastOptions(compile=True, channels_last=True)
+    losses, weight, net = _train_twice(opts, lambda m: compile_model(
+        m.to(memory_format=torch.channels_last), opts))
+    assert isinstance(net, Compiled) and net.compiled is not None, net.reason
+    assert losses == pytest.approx(plain[0], rel=1e-4)
+    torch.testing.assert_close(weight, plain[1], rtol=1e-3, atol=1e-5)
