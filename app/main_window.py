@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.actions import Actions
+from app.batch import install_batch
 from app.canvas import ImageCanvas
 from app.compare_view import CompareView
 from app.editing import install_editing
@@ -103,6 +104,7 @@ class MainWindow(ModelMixin, QMainWindow):
         self.editing = install_editing(self)  # before _restore_layout: its dock
         self.finetune = install_finetune(self)
         self.models_ui = ModelsUI(self)
+        self.batch = install_batch(self)
         # room for about eight classes in the legend (it scrolls beyond that)
         self.legend.setMinimumHeight(8 * self.legend.fontMetrics().height() + 60)
         self._painted = False
