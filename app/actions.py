@@ -61,6 +61,9 @@ class Actions:
                           "32s, 16s and 8s boundaries are (C)", True)
         self.show_disagreement = a(window, "Mark &Disagreement", ["X"],
                                    "Mark the pixels where 32s, 16s and 8s disagree", True)
+        self.show_changes = a(window, "Mark C&hanges from Previous Version", ["Shift+X"],
+                              "Mark the pixels whose class changed since the model's previous "
+                              "version (e.g. before the last fine-tune)", True)
         self.open_model = a(window, "Open &Checkpoint…", ["Ctrl+M"], "Load another model")
         self.default_model = a(window, "Use the &Default Model", [])
         self.run = a(window, "&Run Segmentation", ["Ctrl+R", "F5"], "Segment this image")
@@ -111,7 +114,8 @@ class Actions:
         view.addSeparator()
         view.addActions([self.fit, self.actual_size, self.zoom_in, self.zoom_out])
         view.addSeparator()
-        view.addActions([self.show_overlay, self.contours, self.show_disagreement])
+        view.addActions([self.show_overlay, self.contours, self.show_disagreement,
+                         self.show_changes])
         view.addSeparator()
         self.panels_menu = view.addMenu("&Panels")
         model = bar.addMenu("&Model")

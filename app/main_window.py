@@ -165,6 +165,7 @@ class MainWindow(ModelMixin, QMainWindow):
         a.show_disagreement.setChecked(False)
         st.set_show_disagreement(False)
         a.show_disagreement.toggled.connect(st.set_show_disagreement)
+        a.show_changes.toggled.connect(st.set_show_changes)
         a.about.triggered.connect(self._about)
         a.source_box.activated.connect(
             lambda i: st.set_overlay(source=a.source_box.itemData(i))

@@ -21,6 +21,7 @@ from app.stats import ImageStats, image_stats
 
 Color = tuple[int, int, int]
 DISAGREE_COLOR: Color = (255, 48, 48)
+CHANGE_COLOR: Color = (0, 210, 255)
 
 
 def label_overlay(
@@ -61,6 +62,27 @@ def disagreement_overlay(doc: ImageDocument, model_id: str | None) -> ImageBuffe
     return doc.cached(
         ("disagreement", model_id), lambda: boolean_image(pred.disagreement(), DISAGREE_COLOR)
     )
+
+
+def changed_pixels(doc: ImageDocument, model_id: str | None, parent_id: str | None,
+                   variant: str) -> np.ndarray | None:
+    """Where ``variant``'s class differs between the model and its parent version, or None
+    unless both predictions of ``doc`` are at hand (memoized)."""
+    new, old = doc.output(model_id, variant), doc.output(parent_id, variant)
+    if new is None or old is None or new.labels.shape != old.labels.shape:
+        return None
+    return doc.cached(("changed", model_id, parent_id, variant),
+                      lambda: new.labels != old.labels)
+
+
+def change_overlay(doc: ImageDocument, model_id: str | None, parent_id: str | None,
+                   variant: str) -> ImageBuffer | None:
+    """Cyan where ``variant``'s class changed since the parent version, or None."""
+    changed = changed_pixels(doc, model_id, parent_id, variant)
+    if changed is None:
+        return None
+    return doc.cached(("change-marks", model_id, parent_id, variant),
+                      lambda: boolean_image(changed, CHANGE_COLOR))
 
 
 def heatmap(

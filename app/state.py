@@ -30,6 +30,8 @@ class ViewerState(QObject):
         overlayChanged(): overlay source, visibility, opacity or style changed.
         heatmapChanged(): heatmap class, source, variant or mode changed.
         disagreementChanged(bool): the disagreement view was toggled.
+        changesChanged(bool): marking the changes since the previous model version was
+            toggled.
         editedMaskChanged(): the current image's corrected mask was started, edited (also by
             undo and redo), shown, hidden or closed. Edits come at stroke rate: views that
             recompute from the whole mask should coalesce them.
@@ -42,6 +44,7 @@ class ViewerState(QObject):
     overlayChanged = Signal()
     heatmapChanged = Signal()
     disagreementChanged = Signal(bool)
+    changesChanged = Signal(bool)
     editedMaskChanged = Signal()
 
     def __init__(self, parent: QObject | None = None) -> None:
@@ -60,6 +63,7 @@ class ViewerState(QObject):
         self.heatmap_source: str = "class"  # "class" or "entropy"
         self.heatmap_mode: str = "overlay"  # "overlay" or "alone"
         self.show_disagreement: bool = True
+        self.show_changes: bool = False
         self.edited_mask: np.ndarray | None = None
         self.edited_source: str = ""
         self.edited_shown: bool = False
@@ -170,6 +174,17 @@ class ViewerState(QObject):
         """Toggle marking the pixels where the variants disagree."""
         self.show_disagreement = bool(on)
         self.disagreementChanged.emit(self.show_disagreement)
+
+    def set_show_changes(self, on: bool) -> None:
+        """Toggle marking the pixels whose class changed since the previous model version
+        (the current model's parent, e.g. before a fine-tune)."""
+        self.show_changes = bool(on)
+        self.changesChanged.emit(self.show_changes)
+
+    def parent_id(self) -> str | None:
+        """The id of the current model's parent version (None: it has none)."""
+        parent = getattr(self.model_info, "parent", None)
+        return str(parent) if parent else None
 
     # ------------------------------------------------------------------ the corrected mask
     def set_edited_mask(self, labels: np.ndarray | None, source: str = "",

@@ -26,14 +26,19 @@ class ViewerView(LazyView):
         )
         self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.placeholder.setWordWrap(True)
+        self.caption = QLabel("", self)  # what the change marks show
+        self.caption.setWordWrap(True)
+        self.caption.hide()
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.canvas)
+        layout.addWidget(self.caption)
         layout.addWidget(self.placeholder)
         self.canvas.hide()
         state.documentChanged.connect(self._on_document)
         for signal in (state.modelChanged, state.resultChanged, state.referenceChanged,
-                       state.overlayChanged, state.disagreementChanged):
+                       state.overlayChanged, state.disagreementChanged,
+                       state.changesChanged):
             signal.connect(self.invalidate)
 
     def show_message(self, text: str) -> None:
@@ -76,4 +81,29 @@ class ViewerView(LazyView):
         editing = bool(getattr(self.canvas.layer("mask"), "active", False))
         self.canvas.overlay_layer.setVisible(st.overlay_visible and not editing)
         marks = overlays.disagreement_overlay(doc, st.model_id) if st.show_disagreement else None
+        if st.show_changes:
+            marks = self._change_marks(marks)
+        self.caption.setVisible(st.show_changes)
         self.marks_layer.set_buffer(marks)
+
+    def _change_marks(self, fallback: object) -> object:
+        """The change marks (they replace the disagreement marks) and their caption."""
+        st, doc = self.state, self.state.document
+        assert doc is not None
+        variant = st.overlay_source if st.overlay_source != REFERENCE else "8s"
+        parent = st.parent_id()
+        changed = overlays.changed_pixels(doc, st.model_id, parent, variant)
+        if parent is None:
+            self.caption.setText("Changes: this model has no previous version (fine-tune it "
+                                 "to get one).")
+        elif changed is None:
+            self.caption.setText(
+                f"Changes: no FCN-{variant} prediction of this image by the previous version "
+                f"({parent[:12]}) to compare with; switch to it (Model > Versions), run it, "
+                "then come back.")
+        else:
+            self.caption.setText(
+                f"Changes (cyan): FCN-{variant} changed on {changed.mean():.2%} of the pixels "
+                f"since the previous version ({parent[:12]}).")
+            return overlays.change_overlay(doc, st.model_id, parent, variant)
+        return fallback

@@ -5,11 +5,14 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
 from app.main_window import MainWindow
+from app.overlays import CHANGE_COLOR
+from app.render import qimage_to_rgb
 from tests.app.conftest import Screenshot
 
 
@@ -59,6 +62,22 @@ def test_train_on_corrections_fills_the_table_and_adds_a_version(
     new_id = outcome.info.id
     qtbot.waitUntil(lambda: win.state.model_id == new_id and win.state.prediction() is not None,
                     timeout=60000)
+    # what changed: the pixels whose 8s class differs from the parent's prediction
+    doc = win.state.document
+    old8, new8 = doc.output(old_id, "8s").labels, doc.output(new_id, "8s").labels
+    win.tabs.setCurrentWidget(win.viewer)
+    win.actions.show_changes.trigger()
+    win.viewer.refresh_now()
+    marks = win.viewer.marks_layer.buffer
+    assert marks is not None and win.viewer.caption.isVisible()
+    rgb = qimage_to_rgb(marks.image)
+    assert np.array_equal((rgb == CHANGE_COLOR).all(-1), old8 != new8)
+    assert f"{(old8 != new8).mean():.2%}" in win.viewer.caption.text()
+    assert (old8 != new8).any()  # 40 steps on corrected references do change the output
+    screenshot(win, "finetune_changes")
+    win.actions.show_changes.trigger()
+    win.viewer.refresh_now()
+    assert not win.viewer.caption.isVisible()
     actions = ui.fill_versions_menu()
     assert len(actions) == 2
     assert actions[1].isChecked() and "↳" in actions[1].text() and old_id[:8] in actions[1].text()

@@ -185,3 +185,17 @@ def test_going_back_to_an_image_is_instant(qtbot: QtBot, loaded_window: MainWind
     assert win.state.document is first
     assert win.state.prediction() is not None
     assert not win.controller.busy
+
+
+def test_change_marks_without_a_previous_version_explain_why(
+    qtbot: QtBot, loaded_window: MainWindow
+) -> None:
+    win = loaded_window
+    win.tabs.setCurrentWidget(win.viewer)
+    win.actions.show_disagreement.setChecked(True)
+    win.viewer.refresh_now()
+    disagreement = win.viewer.marks_layer.buffer
+    win.actions.show_changes.setChecked(True)
+    win.viewer.refresh_now()
+    assert "no previous version" in win.viewer.caption.text()
+    assert win.viewer.marks_layer.buffer is disagreement  # nothing to replace them with
