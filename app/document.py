@@ -123,7 +123,7 @@ class ImageDocument(QObject):
     ) -> None:
         """Store a prediction of ``model_id`` and values derived from it (replacing older ones)."""
         self.predictions[model_id] = prediction
-        self._drop_derived(lambda key: key[1] == model_id)
+        self._drop_derived(lambda key: _mentions(key, model_id))
         self.derived.update(derived or {})
         self.predictionChanged.emit(model_id)
 
@@ -146,3 +146,11 @@ class ImageDocument(QObject):
                     arr = getattr(out, name, None)
                     total += getattr(arr, "nbytes", 0)
         return total
+
+
+def _mentions(key: object, model_id: str) -> bool:
+    """Whether a cache key names ``model_id`` anywhere (keys of values derived from several
+    models, e.g. change marks or a model set's disagreement, nest their ids)."""
+    if isinstance(key, tuple):
+        return any(_mentions(k, model_id) for k in key)
+    return key == model_id

@@ -370,4 +370,5 @@ class MainWindow(ModelMixin, QMainWindow):
         self.controller.shutdown()
         self.models_ui.shutdown()
         self.finetune.shutdown()
+        self.batch.shutdown()  # files written so far stay complete
         super().closeEvent(event)

@@ -77,6 +77,9 @@ class ViewerState(QObject):
             self.document.predictionChanged.disconnect(self._on_prediction)
             self.document.referenceChanged.disconnect(self.referenceChanged)
         self.document = doc
+        # the corrected mask belongs to the previous image: its views must not use it until
+        # the editor publishes the new image's (after this signal)
+        self.edited_mask, self.edited_source, self.edited_shown = None, "", False
         if doc is not None:
             doc.predictionChanged.connect(self._on_prediction)
             doc.referenceChanged.connect(self.referenceChanged)

@@ -141,6 +141,8 @@ class StatsPanel(QWidget):
                 per_variant[variant] = s
             problem = problem or pane_problem
         against = self._choose_against()
+        if against != AGAINST_EDITED:
+            self._live, self._live_key = None, ()  # its copies of the mask and predictions
         if not per_variant:
             self.note.setText("No prediction yet." if doc is not None else "")
             return

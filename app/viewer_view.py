@@ -61,6 +61,7 @@ class ViewerView(LazyView):
             self.canvas.set_image(None)
             self.canvas.set_overlay(None)
             self.marks_layer.clear()
+            self.caption.hide()
             self.canvas.hide()
             self.placeholder.show()
             return

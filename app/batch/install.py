@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QEvent, QObject
+from PySide6.QtCore import QObject
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMenu
 
@@ -71,7 +71,6 @@ class BatchUi(QObject):
         self.runner.failed.connect(self._on_failed)
         self.runner.finished.connect(self._on_summary)
         self.runner.cancelled.connect(self._on_summary)
-        window.installEventFilter(self)
 
     # ------------------------------------------------------------------ what would run
     def images(self) -> list[Path]:
@@ -182,12 +181,6 @@ class BatchUi(QObject):
     def _on_failed(self, message: str) -> None:
         self.window.notifications.notify(message, "error")
         self.window.docks["messages"].show()
-
-    def eventFilter(self, obj: QObject, event: QEvent) -> bool:
-        """Stop the batch when the window closes (files written so far stay complete)."""
-        if obj is self.window and event.type() == QEvent.Type.Close:
-            self.shutdown()
-        return False
 
 
 def install_batch(window: MainWindow) -> BatchUi:

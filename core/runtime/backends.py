@@ -275,19 +275,36 @@ def bf16_supported(device: torch.device) -> bool:
     return torch.cuda.get_device_capability(device) >= (8, 0)
 
 
+_FLAGS_LOCK = threading.Lock()
+_flags_users = 0
+_flags_saved: tuple[bool, bool] = (False, True)
+
+
 @contextlib.contextmanager
 def cuda_flags(benchmark: bool | None, tf32: bool | None) -> Iterator[None]:
-    """Set ``cudnn.benchmark`` / cuDNN TF32 for a block, then restore them (None: leave)."""
+    """Set ``cudnn.benchmark`` / cuDNN TF32 for a block (None: leave as is).
+
+    The flags are process-wide and several threads run models (inference, a batch, a
+    fine-tune), so the settings in force before the first of overlapping blocks are restored
+    when the last one ends; meanwhile the latest block's values hold.
+    """
+    global _flags_users, _flags_saved
     cudnn = torch.backends.cudnn
-    saved = (cudnn.benchmark, cudnn.allow_tf32)
-    try:
+    with _FLAGS_LOCK:
+        if _flags_users == 0:
+            _flags_saved = (cudnn.benchmark, cudnn.allow_tf32)
+        _flags_users += 1
         if benchmark is not None:
             cudnn.benchmark = benchmark
         if tf32 is not None:
             cudnn.allow_tf32 = tf32
+    try:
         yield
     finally:
-        cudnn.benchmark, cudnn.allow_tf32 = saved
+        with _FLAGS_LOCK:
+            _flags_users -= 1
+            if _flags_users == 0:
+                cudnn.benchmark, cudnn.allow_tf32 = _flags_saved
 
 
 class TorchBackend(Backend):

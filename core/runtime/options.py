@@ -9,6 +9,7 @@ A backend choice is ``NAME`` or ``NAME:KEY=VALUE,KEY=VALUE`` (case-insensitive),
 from __future__ import annotations
 
 import os
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field
@@ -129,7 +130,8 @@ V = TypeVar("V")
 class LRUCache(Generic[K, V]):
     """A dict holding at most ``capacity`` entries; the least recently used goes first.
 
-    ``on_evict(key, value)``, if given, is called for each evicted entry.
+    ``on_evict(key, value)``, if given, is called for each evicted entry. Safe to share
+    between threads (module-level caches are used by inference and training threads).
     """
 
     def __init__(self, capacity: int, on_evict: Callable[[K, V], None] | None = None) -> None:
@@ -138,25 +140,30 @@ class LRUCache(Generic[K, V]):
         self.capacity = int(capacity)
         self.on_evict = on_evict
         self._data: OrderedDict[K, V] = OrderedDict()
+        self._lock = threading.RLock()
         self.hits = 0
         self.misses = 0
 
     def get(self, key: K) -> V | None:
         """The value of ``key`` (now the most recent), or None."""
-        if key in self._data:
-            self._data.move_to_end(key)
-            self.hits += 1
-            return self._data[key]
-        self.misses += 1
-        return None
+        with self._lock:
+            if key in self._data:
+                self._data.move_to_end(key)
+                self.hits += 1
+                return self._data[key]
+            self.misses += 1
+            return None
 
     def put(self, key: K, value: V) -> None:
         """Store ``value``, evicting the oldest entries beyond the capacity."""
-        self._data[key] = value
-        self._data.move_to_end(key)
-        while len(self._data) > self.capacity:
-            old_key, old = self._data.popitem(last=False)
-            if self.on_evict is not None:
+        evicted = []
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self.capacity:
+                evicted.append(self._data.popitem(last=False))
+        if self.on_evict is not None:
+            for old_key, old in evicted:
                 self.on_evict(old_key, old)
 
     def get_or_create(self, key: K, make: Callable[[], V]) -> V:
@@ -169,11 +176,13 @@ class LRUCache(Generic[K, V]):
 
     def clear(self) -> None:
         """Drop every entry (``on_evict`` is not called)."""
-        self._data.clear()
+        with self._lock:
+            self._data.clear()
 
     def keys(self) -> list[K]:
         """Keys, least recent first."""
-        return list(self._data)
+        with self._lock:
+            return list(self._data)
 
     def __contains__(self, key: object) -> bool:
         return key in self._data
@@ -182,4 +191,4 @@ class LRUCache(Generic[K, V]):
         return len(self._data)
 
     def __iter__(self) -> Iterator[K]:
-        return iter(list(self._data))
+        return iter(self.keys())

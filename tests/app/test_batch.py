@@ -197,3 +197,21 @@ def test_closing_the_window_stops_a_batch(
     assert win.batch.runner.busy
     win.close()
     assert not win.batch.runner.busy and not win.batch.runner.worker_thread.running
+
+
+def test_a_refused_close_leaves_the_batch_running(
+    qtbot: QtBot, loaded_window: MainWindow, tmp_path: Path
+) -> None:
+    win = loaded_window
+    go = threading.Event()
+    worker = win.batch.runner.worker_thread.ensure()
+    worker.progress.connect(lambda *a: go.wait(5), Qt.ConnectionType.DirectConnection)
+    assert win.batch.start(_dialog(win, tmp_path / "out").options())
+    win.editing.confirm_close = lambda: False  # "Cancel" at the unsaved-masks prompt
+    win.close()
+    assert win.isVisible() and win.batch.runner.busy  # the batch goes on
+    go.set()
+    with qtbot.waitSignal(win.batch.runner.finished, timeout=60000):
+        pass
+    assert len(list((tmp_path / "out").glob("*_8s.png"))) == 3
+    del win.editing.confirm_close  # the teardown closes the window for real

@@ -199,3 +199,19 @@ def test_change_marks_without_a_previous_version_explain_why(
     win.viewer.refresh_now()
     assert "no previous version" in win.viewer.caption.text()
     assert win.viewer.marks_layer.buffer is disagreement  # nothing to replace them with
+
+
+def test_change_marks_follow_a_new_prediction_of_the_parent(loaded_window: MainWindow) -> None:
+    import copy
+
+    from app import overlays
+
+    win = loaded_window
+    doc, mid = win.state.document, win.state.model_id
+    pred = doc.prediction(mid)
+    doc.set_prediction("parent", copy.deepcopy(pred))
+    assert not overlays.changed_pixels(doc, mid, "parent", "8s").any()
+    again = copy.deepcopy(pred)  # the parent's prediction redone, different
+    again.outputs["8s"].labels[:] = (again.outputs["8s"].labels + 1) % len(CLASS_NAMES)
+    doc.set_prediction("parent", again)
+    assert overlays.changed_pixels(doc, mid, "parent", "8s").all()

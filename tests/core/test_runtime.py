@@ -707,3 +707,41 @@ def test_inductor_compiled_paths_match_eager(model: FCN) -> None:
     assert isinstance(net, Compiled) and net.compiled is not None, net.reason
     assert losses == pytest.approx(plain[0], rel=1e-4)
     torch.testing.assert_close(weight, plain[1], rtol=1e-3, atol=1e-5)
+
+
+def test_cuda_flags_overlapping_blocks_restore_the_settings() -> None:
+    from core.runtime.backends import cuda_flags
+
+    cudnn = torch.backends.cudnn
+    before = (cudnn.benchmark, cudnn.allow_tf32)
+    a, b = cuda_flags(True, None), cuda_flags(None, False)
+    a.__enter__()
+    b.__enter__()  # another thread's block begins
+    assert cudnn.benchmark and not cudnn.allow_tf32
+    a.__exit__(None, None, None)  # the first ends before the second
+    assert cudnn.benchmark and not cudnn.allow_tf32
+    b.__exit__(None, None, None)
+    assert (cudnn.benchmark, cudnn.allow_tf32) == before
+
+
+def test_lru_cache_is_safe_across_threads() -> None:
+    import threading
+
+    cache: LRUCache[int, int] = LRUCache(8)
+    errors: list[BaseException] = []
+
+    def hammer(seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        try:
+            for k in rng.integers(0, 64, 20000):
+                cache.get_or_create(int(k), lambda k=k: int(k) * 2)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=hammer, args=(s,)) for s in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(cache) == 8
+    assert all(cache.get(k) == 2 * k for k in cache.keys())
