@@ -158,8 +158,9 @@ class Compiled:
     why, and redoes the step; :attr:`reason` keeps the message.
     """
 
-    def __init__(self, net: nn.Module, compiled: Callable[..., dict]) -> None:
-        self.plain = net
+    def __init__(self, net: nn.Module, compiled: Callable[..., dict],
+                 fallback: nn.Module | None = None) -> None:
+        self.plain = fallback if fallback is not None else net
         self.compiled: Callable[..., dict] | None = compiled
         self.reason: str | None = None
 
@@ -174,16 +175,21 @@ class Compiled:
         log.warning("%s: training uncompiled", self.reason)
 
 
-def compile_model(net: nn.Module, options: FastOptions) -> Callable[..., dict]:
-    """``net`` wrapped in :class:`Compiled` when ``options.compile``, else ``net``."""
+def compile_model(net: nn.Module, options: FastOptions, fallback: nn.Module | None = None
+                  ) -> Callable[..., dict]:
+    """``net`` wrapped in :class:`Compiled` when ``options.compile``, else ``net``.
+
+    ``fallback``: what runs if compiling fails (default ``net``; e.g. the model with border
+    reuse, which compiling leaves out)."""
     if not options.compile:
         return net
     try:
         mode = None if options.compile_mode == "default" else options.compile_mode
-        return Compiled(net, torch.compile(net, mode=mode, backend=options.compile_backend))
+        return Compiled(net, torch.compile(net, mode=mode, backend=options.compile_backend),
+                        fallback)
     except Exception as exc:  # e.g. an unknown backend name, an unsupported platform
         log.warning("torch.compile failed (%s): training uncompiled", exc)
-        return net
+        return fallback if fallback is not None else net
 
 
 def train_step(

@@ -176,7 +176,10 @@ def train(
             module, device_ids=[device.index] if device.type == "cuda" else None,
             find_unused_parameters=len(config.loss_weights) < 3,
         )
-    net = compile_model(net, fast)
+    fallback = None  # if compiling fails: the uncompiled fast path, border reuse included
+    if fast.compile and fast.border_reuse and world == 1:
+        fallback = prepare(model, replace(fast, compile=False))
+    net = compile_model(net, fast, fallback)
     weights = config.loss_weights
     batches = _batches(dataset, config, rank, world, start,
                        pin_memory=fast.pin_memory and device.type == "cuda")

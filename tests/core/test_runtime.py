@@ -670,6 +670,15 @@ def test_a_compile_failure_in_training_redoes_the_step_uncompiled(caplog) -> Non
     assert "training uncompiled" in caplog.text
     assert losses == pytest.approx(plain[0], rel=1e-5)  # the failed step was redone
 
+    from core.training.fast import ReuseFCN, prepare
+
+    reuse_opts = FastOptions(compile=True, compile_backend="fcn_studio_test_broken",
+                             border_reuse=True)
+    losses, _, net = _train_twice(reuse_opts, lambda m: compile_model(
+        m, reuse_opts, prepare(m, FastOptions(border_reuse=True))))
+    assert isinstance(net.plain, ReuseFCN) and net.compiled is None  # border reuse kept
+    assert losses == pytest.approx(plain[0], rel=1e-4)
+
 
 def test_a_bad_batch_is_not_blamed_on_compiling() -> None:
     from core.training.config import TrainConfig

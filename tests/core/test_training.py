@@ -200,3 +200,25 @@ def test_resumed_optimizer_buffers_follow_channels_last_parameters(tmp_path: Pat
         assert restored.is_contiguous(memory_format=torch.channels_last)
         torch.testing.assert_close(restored, optimizer.state[conv][key], rtol=0, atol=0)
     step(model, again)  # and it trains on
+
+
+def test_training_survives_a_failing_compiler_with_border_reuse(tiny_scenes, tmp_path,
+                                                                caplog) -> None:
+    import logging
+
+    from torch._dynamo import register_backend
+
+    from core.training.fast import FastOptions
+
+    @register_backend(name="fcn_studio_test_no_compiler")
+    def no_compiler(gm, example_inputs):
+        raise RuntimeError("no C++ compiler found")
+
+    model, info, ds, _ = _setup(tiny_scenes)
+    fast = FastOptions(compile=True, compile_backend="fcn_studio_test_no_compiler",
+                       border_reuse=True, channels_last=True)
+    with caplog.at_level(logging.WARNING, logger="core.training.fast"):
+        result = train(model, info, ds, _cfg(iterations=3, checkpoint_every=0), tmp_path,
+                       fast=fast)
+    assert result.iteration == 3 and (tmp_path / MODEL_FILE).is_file()
+    assert "no C++ compiler found" in caplog.text and "training uncompiled" in caplog.text
