@@ -45,6 +45,8 @@ class InferenceController(QObject):
         started(object): a prediction started for that document.
         progress(float): fraction of the running prediction done.
         resultReady(object, object): document, prediction (already stored in the document).
+        runtimeChanged(str, object): the inference backend in use and why speed-ups were
+            left out (a tuple of notes), when they differ from the previous prediction's.
         failed(str): a prediction failed; the message is user-facing.
         cancelled(object): a prediction of that document was cancelled.
         busyChanged(bool): whether a job is running.
@@ -57,6 +59,7 @@ class InferenceController(QObject):
     started = Signal(object)
     progress = Signal(float)
     resultReady = Signal(object, object)
+    runtimeChanged = Signal(str, object)
     failed = Signal(str)
     cancelled = Signal(object)
     busyChanged = Signal(bool)
@@ -76,6 +79,7 @@ class InferenceController(QObject):
                       "devicesFound": self.devicesFound},
         )
         self._jobs: JobQueue[Job] = JobQueue()
+        self.runtime: tuple[str, tuple[str, ...]] = ("", ())
         self._next_id = 0
 
     # ------------------------------------------------------------------ public API
@@ -169,6 +173,7 @@ class InferenceController(QObject):
         if job.kind == "load":
             assert isinstance(result, LoadedModel)
             self.model = result
+            self.runtime = ("", ())  # known after the new model's first prediction
             self.modelLoaded.emit(result)
         elif self.model is not None and job.doc is not None:
             assert isinstance(result, PredictResult)
@@ -176,6 +181,10 @@ class InferenceController(QObject):
             fresh = job.doc.reference is job.reference  # else the stats are recomputed
             derived = {("stats", model_id): result.stats} if fresh else {}
             job.doc.set_prediction(model_id, result.prediction, derived)
+            runtime = (result.runtime, result.runtime_notes)
+            if result.runtime and runtime != self.runtime:
+                self.runtime = runtime
+                self.runtimeChanged.emit(*runtime)
             self.resultReady.emit(job.doc, result.prediction)
         self._done()
 

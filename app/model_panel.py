@@ -28,8 +28,10 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def model_html(info: Any, path: str = "", device: str = "") -> str:
-    """An HTML description of a ModelInfo (the checkpoint's metadata)."""
+def model_html(info: Any, path: str = "", device: str = "", runtime: str = "",
+               runtime_notes: tuple[str, ...] = ()) -> str:
+    """An HTML description of a ModelInfo (the checkpoint's metadata) and of the inference
+    runtime it runs on (``runtime``, with the reasons speed-ups were left out)."""
     if info is None:
         return "<p>No model loaded.</p>"
     config = asdict(info.config) if is_dataclass(info.config) else dict(info.config)
@@ -41,6 +43,10 @@ def model_html(info: Any, path: str = "", device: str = "") -> str:
     general = {"file": path, "device": device, "id": info.id, "parent": info.parent or "none",
                "created": info.created}
     parts.append(f"<table>{_rows({k: v for k, v in general.items() if v})}</table>")
+    if runtime:
+        notes = "".join(f"<li>{html.escape(n)}</li>" for n in runtime_notes)
+        parts.append(f"<h4>Runtime</h4><p>{html.escape(runtime)}</p>"
+                     + (f"<ul>{notes}</ul>" if notes else ""))
     swatches = "".join(
         f"<tr><td style='background-color: rgb{tuple(rgb)}'>&nbsp;&nbsp;&nbsp;&nbsp;</td>"
         f"<td>{i}</td><td>{html.escape(name)}</td></tr>"
@@ -68,6 +74,8 @@ class ModelPanel(QTextBrowser):
         self.state = state
         self.path = ""
         self.device = ""
+        self.runtime = ""
+        self.runtime_notes: tuple[str, ...] = ()
         self.setOpenExternalLinks(False)
         state.modelChanged.connect(self.refresh)
         self.refresh()
@@ -75,8 +83,15 @@ class ModelPanel(QTextBrowser):
     def set_source(self, path: str, device: str) -> None:
         """Record where the model came from and where it runs."""
         self.path, self.device = path, device
+        self.runtime, self.runtime_notes = "", ()
+        self.refresh()
+
+    def set_runtime(self, runtime: str, notes: tuple[str, ...] = ()) -> None:
+        """Record the inference backend in use and why speed-ups were left out."""
+        self.runtime, self.runtime_notes = runtime, tuple(notes)
         self.refresh()
 
     def refresh(self, *_args: object) -> None:
         """Redraw from the state's model info."""
-        self.setHtml(model_html(self.state.model_info, self.path, self.device))
+        self.setHtml(model_html(self.state.model_info, self.path, self.device, self.runtime,
+                                self.runtime_notes))

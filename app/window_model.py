@@ -40,6 +40,7 @@ class ModelMixin(_Base):
         ctl.started.connect(self._on_started)
         ctl.progress.connect(self._on_progress)
         ctl.resultReady.connect(self._on_result)
+        ctl.runtimeChanged.connect(self._on_runtime)
         ctl.failed.connect(lambda msg: self.notifications.notify(msg, "error"))
         ctl.cancelled.connect(self._on_cancelled)
         ctl.busyChanged.connect(self._on_busy)
@@ -149,6 +150,15 @@ class ModelMixin(_Base):
         )
         for message in prediction.messages:
             self.notifications.notify(message, "warning")
+
+    def _on_runtime(self, runtime: str, notes: tuple[str, ...]) -> None:
+        """Say which inference backend runs, and why a speed-up was left out (no silent
+        fallbacks: the Model dock keeps both)."""
+        self.model_panel.set_runtime(runtime, notes)
+        self.model_label.setToolTip(f"Inference: {runtime}")
+        fell_back = any("eager" in n or "failed" in n for n in notes)
+        text = f"Inference runs on {runtime}" + (f" ({'; '.join(notes)})" if notes else "")
+        self.notifications.notify(text, "warning" if fell_back else "info")
 
     def _on_cancelled(self, doc: ImageDocument | None) -> None:
         title = doc.title if doc is not None else "the image"

@@ -23,10 +23,17 @@ from PySide6.QtCore import QObject, Signal, Slot
 
 @dataclass(frozen=True)
 class PredictResult:
-    """A prediction and its statistics (computed here, off the GUI thread)."""
+    """A prediction and its statistics (computed here, off the GUI thread), and what ran it.
+
+    Attributes:
+        runtime: The inference backend in use, e.g. "torch (fp32, channels_last, ...)".
+        runtime_notes: Why requested speed-ups were left out or fell back (to eager).
+    """
 
     prediction: Any
     stats: Any
+    runtime: str = ""
+    runtime_notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -183,7 +190,9 @@ class InferenceWorker(QObject):
             traceback.print_exc()
             self.failed.emit(job, describe_error(exc, "Segmentation failed"))
             return
-        self.finished.emit(job, PredictResult(pred, stats))
+        backend = self._segmenter.backend
+        self.finished.emit(job, PredictResult(pred, stats, backend.description,
+                                              tuple(self._segmenter.backend_notes)))
 
     def _send_devices(self) -> None:
         if self._devices_sent:

@@ -215,3 +215,27 @@ def test_change_marks_follow_a_new_prediction_of_the_parent(loaded_window: MainW
     again.outputs["8s"].labels[:] = (again.outputs["8s"].labels + 1) % len(CLASS_NAMES)
     doc.set_prediction("parent", again)
     assert overlays.changed_pixels(doc, mid, "parent", "8s").all()
+
+
+@pytest.mark.parametrize("backend", ["", "eager"])
+def test_the_inference_runtime_is_shown_and_a_forced_eager_said(
+    qtbot: QtBot, window: MainWindow, samples: Path, monkeypatch: pytest.MonkeyPatch,
+    backend: str,
+) -> None:
+    monkeypatch.setenv("FCN_STUDIO_BACKEND", backend)
+    with qtbot.waitSignal(window.controller.runtimeChanged, timeout=60000) as got:
+        window.start([samples])
+    runtime, notes = got.args
+    html = window.model_panel.toHtml()
+    assert "Runtime" in html and runtime.split(" ")[0] in html
+    said = [m for m in window.notifications.messages if "Inference runs on" in m.text]
+    assert len(said) == 1 and runtime in said[0].text
+    if backend == "eager":
+        assert runtime == "eager" and any("forced by FCN_STUDIO_BACKEND" in n for n in notes)
+        assert said[0].level == "warning" and "forced by FCN_STUDIO_BACKEND" in html
+    else:
+        assert runtime.startswith("torch") and said[0].level == "info"
+    with qtbot.waitSignal(window.controller.resultReady, timeout=60000):
+        window.actions.next_image.trigger()
+    again = [m for m in window.notifications.messages if "Inference runs on" in m.text]
+    assert len(again) == 1  # the same runtime is not announced twice
