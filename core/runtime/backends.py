@@ -160,6 +160,10 @@ class TorchOptions:
             and CUDA graphs are made once per bucket. The padding (the mean color, as the
             network's own padding) changes scores near the bottom and right edges slightly
             (500 to 512: 99.6-99.8% of the pixels keep their class).
+        auto_bucket: Exact sizes while at most ``capacity`` distinct ones have come, then
+            buckets of this multiple (0: never): fixed sizes (a benchmark, the tiles of large
+            images, a folder of same-size photos) keep exact scores, while images of ever
+            new sizes stop costing a cuDNN autotune and a graph capture each.
         cudnn_benchmark: Let cuDNN time its algorithms for each new shape (set during this
             backend's calls only; the rest of the process keeps its own setting).
         compile: ``torch.compile`` the model (then without border reuse).
@@ -174,6 +178,7 @@ class TorchOptions:
     dtype: str = "float32"
     border_reuse: bool = True
     bucket: int = 0
+    auto_bucket: int = 0
     cudnn_benchmark: bool = False
     compile: bool = False
     compile_mode: str = "default"
@@ -188,13 +193,14 @@ class TorchOptions:
         fp16 rather than bf16 on CUDA: the same tensor-core rate on current GPUs and three
         more mantissa bits (FCN-8s at 500x500, emulated on the CPU: 99.81-99.88% argmax
         agreement with fp32, bf16 98.33-99.08%); scores that overflow switch to bf16.
-        No buckets by default: padding 500 to 512 alone costs 0.2-0.4% agreement, so cuDNN
-        tunes, and a CUDA graph is captured, once per input size (``bucket=64`` trades
-        that for fewer sizes).
+        Exact sizes first: padding 500 to 512 alone costs 0.2-0.4% agreement, so cuDNN
+        tunes, and a CUDA graph is captured, once per input size; after 8 distinct sizes,
+        buckets of 64 (``auto_bucket``), so that browsing images of ever new sizes does not
+        re-tune on each (``bucket=64`` buckets from the start, ``auto_bucket=0`` never).
         """
         if torch.device(device).type == "cuda":
             return cls(channels_last=True, dtype="float16", cudnn_benchmark=True,
-                       cuda_graphs=True)
+                       cuda_graphs=True, auto_bucket=64)
         return cls()
 
     def with_options(self, options: dict[str, str]) -> TorchOptions:
@@ -225,8 +231,8 @@ class TorchOptions:
         out = replace(self, **changes)
         if out.dtype not in _DTYPES:
             raise ValueError(f"dtype={out.dtype!r}; use float32, bfloat16 or float16")
-        if out.bucket < 0 or out.capacity < 1:
-            raise ValueError("bucket must be >= 0 and capacity >= 1")
+        if out.bucket < 0 or out.auto_bucket < 0 or out.capacity < 1:
+            raise ValueError("bucket and auto_bucket must be >= 0 and capacity >= 1")
         return out
 
 
@@ -346,6 +352,7 @@ class TorchBackend(Backend):
         self._no_graph: LRUCache[tuple, bool] = LRUCache(4 * opts.capacity)
         self._pool: object = None
         self._stream: torch.cuda.Stream | None = None
+        self._sizes: set[tuple[int, int]] = set()
         self._build()
         self._watch = WeightsWatch(model)
 
@@ -358,6 +365,8 @@ class TorchBackend(Backend):
             parts.append("border reuse")
         if o.bucket:
             parts.append(f"buckets of {o.bucket}")
+        elif o.auto_bucket:
+            parts.append(f"buckets of {o.auto_bucket} after {o.capacity} sizes")
         if o.cudnn_benchmark:
             parts.append("cudnn.benchmark")
         if o.compile:
@@ -439,6 +448,7 @@ class TorchBackend(Backend):
             self._build()
             self._watch = WeightsWatch(self.model)
         h, w = x.shape[-2:]
+        self._count_size(h, w)
         hb, wb = bucket_shape(h, w, self.options.bucket)
         # cudnn.benchmark for these calls only. With a reduced-precision trunk the fp32 heads
         # are true fp32: cuDNN would otherwise round fp32 convolutions to TF32 (a 10-bit
@@ -457,6 +467,18 @@ class TorchBackend(Backend):
                 self._build()
                 out = self._run(x.to(self.dtype).contiguous(memory_format=self.fmt))
             return {v: out[v][..., :h, :w] for v in VARIANTS if v in wanted}
+
+    def _count_size(self, h: int, w: int) -> None:
+        """Switch to ``auto_bucket`` buckets once more than ``capacity`` sizes have come."""
+        o = self.options
+        if o.bucket or not o.auto_bucket:
+            return
+        self._sizes.add((int(h), int(w)))
+        if len(self._sizes) > o.capacity:
+            self.options = replace(o, bucket=o.auto_bucket)
+            self._sizes.clear()
+            self.note(f"more than {o.capacity} input sizes: buckets of {o.auto_bucket} from "
+                      "now on (one cuDNN tuning and CUDA graph per bucket)")
 
     def _run(self, x: torch.Tensor) -> Scores:
         key = tuple(x.shape)
