@@ -42,6 +42,7 @@ class InferenceController(QObject):
         modelLoaded(object): a :class:`LoadedModel`.
         modelFailed(str): loading failed; the message is user-facing.
         devicesFound(object): ``[(id, name), ...]``.
+        deviceProblem(str): why a GPU that seems present is not used.
         started(object): a prediction started for that document.
         progress(float): fraction of the running prediction done.
         resultReady(object, object): document, prediction (already stored in the document).
@@ -56,6 +57,7 @@ class InferenceController(QObject):
     modelLoaded = Signal(object)
     modelFailed = Signal(str)
     devicesFound = Signal(object)
+    deviceProblem = Signal(str)
     started = Signal(object)
     progress = Signal(float)
     resultReady = Signal(object, object)
@@ -76,7 +78,8 @@ class InferenceController(QObject):
             inbound={"load_model": self._doLoad, "predict": self._doPredict},
             outbound={"progress": self._on_progress, "finished": self._on_finished,
                       "failed": self._on_failed, "cancelled": self._on_cancelled,
-                      "devicesFound": self.devicesFound},
+                      "devicesFound": self.devicesFound,
+                      "deviceProblem": self.deviceProblem},
         )
         self._jobs: JobQueue[Job] = JobQueue()
         self.runtime: tuple[str, tuple[str, ...]] = ("", ())

@@ -41,6 +41,7 @@ class ModelMixin(_Base):
         ctl.progress.connect(self._on_progress)
         ctl.resultReady.connect(self._on_result)
         ctl.runtimeChanged.connect(self._on_runtime)
+        ctl.deviceProblem.connect(lambda text: self.notifications.notify(text, "warning"))
         ctl.failed.connect(lambda msg: self.notifications.notify(msg, "error"))
         ctl.cancelled.connect(self._on_cancelled)
         ctl.busyChanged.connect(self._on_busy)

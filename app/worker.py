@@ -123,6 +123,7 @@ class InferenceWorker(QObject):
         failed(int, str): job id and a user-facing message.
         cancelled(int): job id of a cancelled prediction.
         devicesFound(object): ``[(id, name), ...]`` from ``core.devices.available_devices``.
+        deviceProblem(str): why a GPU that seems present is not used (``gpu_hint``).
     """
 
     progress = Signal(int, float)
@@ -130,6 +131,7 @@ class InferenceWorker(QObject):
     failed = Signal(int, str)
     cancelled = Signal(int)
     devicesFound = Signal(object)
+    deviceProblem = Signal(str)
 
     def __init__(self) -> None:
         """Hold no model yet."""
@@ -198,9 +200,12 @@ class InferenceWorker(QObject):
         if self._devices_sent:
             return
         try:
-            from core.devices import available_devices
+            from core.devices import available_devices, gpu_hint
 
             self.devicesFound.emit(list(available_devices()))
             self._devices_sent = True
+            hint = gpu_hint()
+            if hint:
+                self.deviceProblem.emit(hint)
         except Exception:  # a missing or broken device module must not stop the model
             traceback.print_exc()

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import shutil
+import sys
+
 import torch
 
 from core.errors import FCNStudioError
 
-__all__ = ["available_devices", "describe", "pick_device"]
+log = logging.getLogger(__name__)
+_warned = False
+
+__all__ = ["available_devices", "describe", "gpu_hint", "pick_device"]
 
 
 def _mps_available() -> bool:
@@ -51,6 +59,7 @@ def pick_device(preference: str | torch.device | None = "auto") -> torch.device:
             return torch.device("cuda", torch.cuda.current_device())
         if _mps_available():
             return torch.device("mps")
+        _warn_unused_gpu()
         return torch.device("cpu")
     try:
         device = torch.device(text)
@@ -63,7 +72,7 @@ def pick_device(preference: str | torch.device | None = "auto") -> torch.device:
     if device.type == "cuda":
         count = _cuda_count()
         if count == 0:
-            raise _unavailable(text, "no CUDA GPU found")
+            raise _unavailable(text, gpu_hint() or "no CUDA GPU found")
         index = torch.cuda.current_device() if device.index is None else device.index
         if index >= count:
             raise _unavailable(text, f"{count} CUDA GPU(s): cuda:0 .. cuda:{count - 1}")
@@ -106,3 +115,38 @@ def describe(device: str | torch.device) -> str:
     if device.type in ("mps", "cpu"):
         return _short_name(device)
     return str(device)
+
+
+def _nvidia_gpu_present() -> bool:
+    """Whether this machine seems to have an NVIDIA GPU and driver, without CUDA's help."""
+    if sys.platform.startswith("linux"):
+        return os.path.exists("/proc/driver/nvidia/version") or os.path.exists("/dev/nvidia0")
+    return shutil.which("nvidia-smi") is not None
+
+
+def gpu_hint() -> str | None:
+    """Why an NVIDIA GPU that seems to be here is not used (None: no such GPU, or CUDA works).
+
+    The most common GPU setup problem: a CPU-only PyTorch wheel next to a working GPU, which
+    then silently runs everything on the CPU.
+    """
+    if _cuda_count() > 0 or not _nvidia_gpu_present():
+        return None
+    if torch.version.cuda is None:
+        return (f"An NVIDIA GPU seems present, but this PyTorch ({torch.__version__}) is a "
+                "CPU-only build: everything runs on the CPU. Install a CUDA build of PyTorch "
+                "(see https://pytorch.org/get-started/locally/) to use the GPU.")
+    return (f"An NVIDIA GPU seems present, but PyTorch (CUDA {torch.version.cuda}) cannot use "
+            "it: the driver may be too old for this CUDA version, or not loaded (check "
+            "nvidia-smi). Everything runs on the CPU.")
+
+
+def _warn_unused_gpu() -> None:
+    """Log :func:`gpu_hint` once per process when "auto" falls back to the CPU."""
+    global _warned
+    if _warned:
+        return
+    _warned = True
+    hint = gpu_hint()
+    if hint:
+        log.warning("%s", hint)

@@ -239,3 +239,16 @@ def test_the_inference_runtime_is_shown_and_a_forced_eager_said(
         window.actions.next_image.trigger()
     again = [m for m in window.notifications.messages if "Inference runs on" in m.text]
     assert len(again) == 1  # the same runtime is not announced twice
+
+
+def test_an_unused_gpu_is_explained(
+    qtbot: QtBot, window: MainWindow, samples: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import core.devices
+
+    hint = "An NVIDIA GPU seems present, but this PyTorch is a CPU-only build"
+    monkeypatch.setattr(core.devices, "gpu_hint", lambda: hint)
+    with qtbot.waitSignal(window.controller.deviceProblem, timeout=60000):
+        window.start([samples])
+    warning = window.notifications.last("warning")
+    assert warning is not None and warning.text == hint

@@ -394,3 +394,29 @@ def test_available_devices_and_describe() -> None:
     for dev_id, _ in devices:
         pick_device(dev_id)
     assert describe("cpu") == f"CPU ({torch.get_num_threads()} threads)"
+
+
+def test_a_gpu_that_torch_cannot_use_is_explained(monkeypatch, caplog) -> None:
+    import logging
+
+    import core.devices as devices
+
+    monkeypatch.setattr(devices, "_cuda_count", lambda: 0)
+    monkeypatch.setattr(devices, "_mps_available", lambda: False)
+    monkeypatch.setattr(devices, "_nvidia_gpu_present", lambda: False)
+    assert devices.gpu_hint() is None  # no GPU here: nothing to say
+    monkeypatch.setattr(devices, "_nvidia_gpu_present", lambda: True)
+    monkeypatch.setattr(torch.version, "cuda", None)
+    assert "CPU-only build" in devices.gpu_hint()
+    monkeypatch.setattr(torch.version, "cuda", "13.2")
+    hint = devices.gpu_hint()
+    assert "CUDA 13.2" in hint and "driver" in hint
+    monkeypatch.setattr(devices, "_warned", False)
+    with caplog.at_level(logging.WARNING, logger="core.devices"):
+        assert devices.pick_device("auto") == torch.device("cpu")
+        devices.pick_device("auto")
+    assert caplog.text.count("cannot use it") == 1  # said once
+    with pytest.raises(FCNStudioError, match="driver may be too old"):
+        devices.pick_device("cuda")
+    monkeypatch.setattr(devices, "_cuda_count", lambda: 1)
+    assert devices.gpu_hint() is None  # CUDA works
