@@ -197,7 +197,8 @@ class FineTuneController(QObject):
         score = f": FCN-8s mean IU {v8[0]:.3f} → {v8[1]:.3f}" if None not in v8 else ""
         self.window.notifications.notify(
             f"Fine-tuned in {outcome.seconds:.1f} s ({outcome.iterations} steps){score}; "
-            f"saved {outcome.checkpoint}")
+            f"saved {outcome.checkpoint}. View > Mark Changes from Previous Version "
+            "(Shift+X) shows where the predictions changed")
         self.finished.emit(outcome)
 
     def _on_failed(self, message: str) -> None:
