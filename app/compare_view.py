@@ -7,6 +7,7 @@ from PySide6.QtWidgets import QGridLayout, QVBoxLayout, QWidget
 
 from app import overlays
 from app.canvas import ImageCanvas
+from app.layers import Z_MARKS, ArrayImageItem
 from app.lazy_view import LazyView
 from app.models_ui.model_set import ModelSet, disagreement_view, pane_sources, pane_stats
 from app.models_ui.widgets import ElidedLabel
@@ -34,6 +35,7 @@ class ComparePane(QWidget):
         # one line each, elided (whole text in the tooltip): equal canvas sizes in every pane
         self.title = ElidedLabel(title, bold=True, parent=self)
         self.canvas = ImageCanvas(self)
+        self.marks = self.canvas.add_layer("marks", ArrayImageItem("marks"), Z_MARKS)
         self.caption = ElidedLabel("", parent=self)
         self.caption.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         layout = QVBoxLayout(self)
@@ -55,11 +57,13 @@ class ComparePane(QWidget):
         return self.title.text()
 
     def show_content(
-        self, image: ImageBuffer | None, overlay: ImageBuffer | None, opacity: float, caption: str
+        self, image: ImageBuffer | None, overlay: ImageBuffer | None, opacity: float, caption: str,
+        marks: ImageBuffer | None = None,
     ) -> None:
-        """Set the canvas layers and the caption."""
+        """Set the canvas layers (``marks``: drawn over the overlay) and the caption."""
         self.canvas.set_image(image)
         self.canvas.set_overlay(overlay, opacity)
+        self.marks.set_buffer(marks)
         self.caption.setText(caption)
 
 
@@ -81,7 +85,7 @@ class CompareView(LazyView):
             grid.addWidget(pane, i // 3, i % 3)
         self.sync = ViewSync([p.canvas for p in self.panes.values()], self)
         for signal in (state.documentChanged, state.modelChanged, state.resultChanged,
-                       state.referenceChanged, state.overlayChanged):
+                       state.referenceChanged, state.overlayChanged, state.changesChanged):
             signal.connect(self.invalidate)
 
     def set_model_set(self, model_set: ModelSet | None) -> None:
@@ -130,12 +134,19 @@ class CompareView(LazyView):
                            f"{s.metrics['pixel_acc']:.3f}")
             else:
                 caption = f"confidence {s.mean_confidence:.2f}  ·  entropy {s.mean_entropy:.2f}"
+            marks = None
+            if st.show_changes and not src.from_set:  # what changed since the parent version
+                changed = overlays.changed_pixels(doc, src.model_id, st.parent_id(), variant)
+                if changed is not None:
+                    marks = overlays.change_overlay(doc, src.model_id, st.parent_id(), variant)
+                    caption = f"changed on {changed.mean():.2%}  ·  {caption}"
             self.panes[variant].show_content(
                 image,
                 overlays.label_overlay(doc, src.model_id, variant, src.colors, src.hidden,
                                        st.overlay_contours),
                 opacity,
                 caption,
+                marks,
             )
         if problem:
             self.panes["reference"].caption.setText(problem)

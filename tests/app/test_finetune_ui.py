@@ -75,6 +75,15 @@ def test_train_on_corrections_fills_the_table_and_adds_a_version(
     assert f"{(old8 != new8).mean():.2%}" in win.viewer.caption.text()
     assert (old8 != new8).any()  # 40 steps on corrected references do change the output
     screenshot(win, "finetune_changes")
+    win.tabs.setCurrentWidget(win.compare)
+    win.compare.refresh_now()
+    for variant in ("32s", "16s", "8s"):
+        pane = win.compare.panes[variant]
+        changed = doc.output(old_id, variant).labels != doc.output(new_id, variant).labels
+        pane_rgb = qimage_to_rgb(pane.marks.buffer.image)
+        assert np.array_equal((pane_rgb == CHANGE_COLOR).all(-1), changed)
+        assert pane.caption.text().startswith(f"changed on {changed.mean():.2%}")
+    win.tabs.setCurrentWidget(win.viewer)
     win.actions.show_changes.trigger()
     win.viewer.refresh_now()
     assert not win.viewer.caption.isVisible()
