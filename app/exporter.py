@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from app.colormaps import DEFAULT_COLORMAP, ENTROPY_COLORMAP
 from app.models_ui.model_set import ModelSet, mixed, pane_sources, set_disagreement
 from app.notifications import NotificationCenter
 from app.overlays import DISAGREE_COLOR
+from app.render import contour_labels, contour_thickness
 from app.settings import Settings
 from app.state import REFERENCE, VARIANTS, ViewerState
 
@@ -88,11 +90,17 @@ class Exporter:
         if labels is None:
             self.notes.notify("This image has no reference mask to export", "warning")
             return None
-        rgb = export.overlay_rgb(
-            doc.image, labels, st.colors(), st.overlay_opacity, st.hidden_classes
-        )
+        rgb = self._blend(doc.image, labels, st.colors(), st.hidden_classes)
         target = self._target(path, "Overlay", f"{st.overlay_source}_overlay")
         return self._write(target, lambda t: export.save_rgb(t, rgb), "overlay")
+
+    def _blend(self, image: np.ndarray, labels: np.ndarray, colors: object,
+               hidden: AbstractSet[int]) -> np.ndarray:
+        """``labels`` over ``image`` as the panes show them: filled, or as contours."""
+        st = self.state
+        if st.overlay_contours:
+            labels = contour_labels(labels, contour_thickness(*labels.shape[:2]))
+        return export.overlay_rgb(image, labels, colors, st.mask_opacity, hidden)
 
     def heatmap(self, path: str | os.PathLike[str] | None = None) -> Path | None:
         """The heatmap as shown (class probability or entropy; over the image or alone)."""
@@ -115,11 +123,11 @@ class Exporter:
         if not self._ready("a compare grid"):
             return None
         st, doc = self.state, self.state.document
-        pred, colors, alpha = st.prediction(), st.colors(), st.overlay_opacity
+        pred, colors = st.prediction(), st.colors()
         hidden = st.hidden_classes
         ref = None
         if doc.reference is not None:
-            ref = export.overlay_rgb(doc.image, doc.reference, colors, alpha, hidden)
+            ref = self._blend(doc.image, doc.reference, colors, hidden)
         sources = pane_sources(st, self.model_set)
         several = mixed(sources)
         differ = set_disagreement(doc, sources) if several else pred.disagreement()
@@ -132,7 +140,7 @@ class Exporter:
         for v, src in sources.items():
             out = doc.output(src.model_id, v)
             tiles.append((src.title if several else f"FCN-{v}", None if out is None else
-                          export.overlay_rgb(doc.image, out.labels, src.colors, alpha, src.hidden)))
+                          self._blend(doc.image, out.labels, src.colors, src.hidden)))
         rgb = export.compare_grid(tiles)
         target = self._target(path, "Compare Grid", "compare")
         return self._write(target, lambda t: export.save_rgb(t, rgb), "compare grid")

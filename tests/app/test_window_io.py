@@ -107,6 +107,14 @@ def test_exports(qtbot: QtBot, loaded_window: MainWindow, tmp_path: Path) -> Non
     np.testing.assert_array_equal(read_mask(mask), win.state.output("8s").labels)
     overlay = read_image(win.exporter.overlay(tmp_path / "overlay.png"))
     assert overlay.shape == doc.image.shape
+    win.actions.contours.trigger()  # exported as shown: only the boundaries are colored
+    lines = read_image(win.exporter.overlay(tmp_path / "contours.png"))
+    from app.render import contour_labels
+
+    untouched = contour_labels(win.state.output("8s").labels) == 255
+    assert np.array_equal(lines[untouched], doc.image[untouched])
+    assert not np.array_equal(lines, overlay)
+    win.actions.contours.trigger()
     heat = read_image(win.exporter.heatmap(tmp_path / "heat.png"))
     assert heat.shape == doc.image.shape
     grid = read_image(win.exporter.grid(tmp_path / "grid.png"))
