@@ -77,6 +77,7 @@ class Actions:
                            "Choose the checkpoint of each compare pane (32s, 16s, 8s)")
         self.export_onnx = a(window, "&Export ONNX…", [], "Export the current model to ONNX")
         self.about = a(window, "&About FCN Studio", [])
+        self.shortcuts = a(window, "&Keyboard Shortcuts", ["F1"], "Every command's keys")
         icon = window.style().standardIcon
         sp = QStyle.StandardPixmap
         for action, pixmap in (
@@ -127,7 +128,7 @@ class Actions:
         self.device_menu: QMenu = model.addMenu("&Device")
         model.addSeparator()
         model.addActions([self.run, self.cancel, self.autorun])
-        bar.addMenu("&Help").addAction(self.about)
+        bar.addMenu("&Help").addActions([self.shortcuts, self.about])
         self.set_devices([("auto", "Auto"), ("cpu", "CPU")], "auto")
 
         tb = QToolBar("Main", window)

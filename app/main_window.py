@@ -36,6 +36,7 @@ from app.models_ui.commands import ModelsUI
 from app.navigator import Navigator
 from app.notifications import NotificationCenter, NotificationPanel
 from app.settings import Settings
+from app.shortcuts import install_shortcuts_help
 from app.state import ViewerState
 from app.stats import hover_text
 from app.stats_panel import StatsPanel
@@ -167,6 +168,7 @@ class MainWindow(ModelMixin, QMainWindow):
         a.show_disagreement.toggled.connect(st.set_show_disagreement)
         a.show_changes.toggled.connect(st.set_show_changes)
         a.about.triggered.connect(self._about)
+        install_shortcuts_help(self, a.shortcuts)
         a.source_box.activated.connect(
             lambda i: st.set_overlay(source=a.source_box.itemData(i))
         )

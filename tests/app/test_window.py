@@ -252,3 +252,19 @@ def test_an_unused_gpu_is_explained(
         window.start([samples])
     warning = window.notifications.last("warning")
     assert warning is not None and warning.text == hint
+
+
+def test_keyboard_shortcuts_are_listed_from_the_menus(qtbot: QtBot, window: MainWindow) -> None:
+    window.actions.shortcuts.trigger()
+    dialog = window.shortcuts_dialog
+    qtbot.waitExposed(dialog)
+    rows = dict(dialog.rows())
+    assert rows["Run Segmentation"].startswith("Ctrl+R") and rows["Contours Only"] == "C"
+    assert rows["Brush"] == "B" and rows["Mark Changes from Previous Version"] == "Shift+X"
+    assert rows["Segment All Images"] == "Ctrl+Shift+R" and "Ctrl+Wheel" in rows["Brush size"]
+    every = {keys for _, keys in dialog.rows()}
+    assert len(dialog.rows()) >= 30 and "F1" in every
+    dialog.filter.setText("contour")
+    assert dialog.rows() == [("Contours Only", "C")]
+    dialog.filter.setText("")
+    assert dialog.rows() == dialog.rows(visible_only=False)
