@@ -71,6 +71,7 @@ class BatchUi(QObject):
         self.runner.failed.connect(self._on_failed)
         self.runner.finished.connect(self._on_summary)
         self.runner.cancelled.connect(self._on_summary)
+        self.runner.progress.connect(self._on_progress)  # the dialog may be closed meanwhile
 
     # ------------------------------------------------------------------ what would run
     def images(self) -> list[Path]:
@@ -172,7 +173,13 @@ class BatchUi(QObject):
         self.runner.shutdown()
 
     # ------------------------------------------------------------------ events
+    def _on_progress(self, done: int, total: int, name: str, fraction: float) -> None:
+        if name:
+            self.window.statusBar().showMessage(
+                f"Segmenting all images: {done} / {total} done, now {name}", 3000)
+
     def _on_summary(self, summary: BatchSummary) -> None:
+        self.window.statusBar().showMessage(summary.text(), 8000)
         level = "warning" if summary.failed else "info"
         self.window.notifications.notify(summary.text(), level)
         if summary.failed:
