@@ -99,6 +99,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--entropy", action="store_true", help="also write the entropy (uncertainty) map"
     )
     p.add_argument("--tile-size", type=int, default=1024, help="tile larger images (pixels)")
+    p.add_argument(
+        "--backend", default=None,
+        help="inference runtime: auto (default, or $FCN_STUDIO_BACKEND), eager, torch, "
+        "onnxruntime, onnxruntime-int8, with options as in torch:compile=1 "
+        "(docs/benchmarks.md)",
+    )
     p.set_defaults(func=run)
     return p
 
@@ -279,9 +285,13 @@ def run(args: argparse.Namespace) -> int:
         print("error: no images found in the given inputs", file=sys.stderr)
         return 1
     segmenter = Segmenter.from_checkpoint(
-        args.model, device=args.device, tile_size=getattr(args, "tile_size", 1024)
+        args.model, device=args.device, tile_size=getattr(args, "tile_size", 1024),
+        backend=getattr(args, "backend", None),
     )
     palette = mask_palette(segmenter.info.colors)
+    notes = segmenter.backend_notes
+    print(f"inference: {segmenter.backend.description} on {segmenter.device}"
+          + (f" ({'; '.join(notes)})" if notes else ""), file=sys.stderr)
     failed = len(errors)
     written = 0
     with ThreadPoolExecutor(max_workers=1) as pool, tqdm(

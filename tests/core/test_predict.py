@@ -14,7 +14,7 @@ from PIL import Image
 from core import predict as predict_module
 from core.checkpoint import ModelInfo, save_checkpoint
 from core.data.imageio import read_image, read_mask, write_image
-from core.errors import CheckpointError
+from core.errors import CheckpointError, FCNStudioError
 from core.inference import Segmenter
 from core.models import VARIANTS, fcn_vgg16
 from core.predict import add_parser, find_inputs, heatmap, mask_palette, overlay, run
@@ -140,3 +140,21 @@ def test_rendering_helpers() -> None:
     hm = heatmap(np.array([[0.0, 1.0]], np.float16))
     assert hm.shape == (1, 2, 3) and hm.dtype == np.uint8
     assert tuple(hm[0, 0]) != tuple(hm[0, 1])
+
+
+def test_the_backend_is_chosen_and_said(tmp_path: Path, checkpoint: Path, capsys) -> None:
+    from core.data.imageio import read_mask
+
+    write_image(tmp_path / "a.png", image())
+    masks = {}
+    for backend in ("eager", "torch:cl=1"):
+        out = tmp_path / backend.replace(":", "_").replace("=", "")
+        assert predict([str(tmp_path / "a.png"), "--model", str(checkpoint), "--device", "cpu",
+                        "--out", str(out), "--backend", backend]) == 0
+        err = capsys.readouterr().err
+        assert err.startswith("inference: eager on cpu" if backend == "eager"
+                              else "inference: torch (fp32, channels_last")
+        masks[backend] = read_mask(out / "a_8s.png")
+    assert np.array_equal(masks["eager"], masks["torch:cl=1"])
+    with pytest.raises(FCNStudioError, match="Unknown backend"):
+        predict([str(tmp_path / "a.png"), "--model", str(checkpoint), "--backend", "warp"])
