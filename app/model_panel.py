@@ -43,10 +43,9 @@ def model_html(info: Any, path: str = "", device: str = "", runtime: str = "",
     general = {"file": path, "device": device, "id": info.id, "parent": info.parent or "none",
                "created": info.created}
     parts.append(f"<table>{_rows({k: v for k, v in general.items() if v})}</table>")
-    if runtime:
-        notes = "".join(f"<li>{html.escape(n)}</li>" for n in runtime_notes)
-        parts.append(f"<h4>Runtime</h4><p>{html.escape(runtime)}</p>"
-                     + (f"<ul>{notes}</ul>" if notes else ""))
+    notes = "".join(f"<li>{html.escape(n)}</li>" for n in runtime_notes)
+    shown = html.escape(runtime) if runtime else "<i>known after the next segmentation</i>"
+    parts.append(f"<h4>Runtime</h4><p>{shown}</p>" + (f"<ul>{notes}</ul>" if notes else ""))
     swatches = "".join(
         f"<tr><td style='background-color: rgb{tuple(rgb)}'>&nbsp;&nbsp;&nbsp;&nbsp;</td>"
         f"<td>{i}</td><td>{html.escape(name)}</td></tr>"

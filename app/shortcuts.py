@@ -48,8 +48,9 @@ def menu_shortcuts(window: QMainWindow) -> list[tuple[str, str, str]]:
             if isinstance(sub, QMenu):
                 walk(sub, f"{path} > {_clean(action.text())}")
                 continue
-            keys = [k.toString(QKeySequence.SequenceFormat.NativeText)
-                    for k in action.shortcuts() if not k.isEmpty()]
+            keys = list(dict.fromkeys(  # unique, in order (standard keys can repeat)
+                k.toString(QKeySequence.SequenceFormat.NativeText)
+                for k in action.shortcuts() if not k.isEmpty()))
             if keys and not action.isSeparator():
                 rows.append((path, _clean(action.text()), ", ".join(keys)))
 

@@ -157,6 +157,9 @@ class ModelMixin(_Base):
         fallbacks: the Model dock keeps both)."""
         self.model_panel.set_runtime(runtime, notes)
         self.model_label.setToolTip(f"Inference: {runtime}")
+        if (runtime, tuple(notes)) == getattr(self, "_said_runtime", None):
+            return  # the same as before this model load: said once is enough
+        self._said_runtime = (runtime, tuple(notes))
         fell_back = any("eager" in n or "failed" in n for n in notes)
         text = f"Inference runs on {runtime}" + (f" ({'; '.join(notes)})" if notes else "")
         self.notifications.notify(text, "warning" if fell_back else "info")

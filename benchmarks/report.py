@@ -59,7 +59,8 @@ def inference_verdict(name: str, payload: dict) -> Verdict:
     if payload.get("repeats", 0) < 3:
         return Verdict(name, "inference", device, "-", "agreement-only run (repeats < 3)",
                        None, "")
-    rows = [r for r in payload["results"] if r["backend"] != "eager"
+    rows = [r for r in payload["results"]  # emulations estimate agreement, do not run
+            if r["backend"] != "eager" and not r["backend"].startswith("emulate")
             and min(r["agreement_min"].values()) >= MIN_AGREEMENT]
     if not rows:
         return Verdict(name, "inference", device, "-", "-", False,

@@ -118,9 +118,13 @@ def describe(device: str | torch.device) -> str:
 
 
 def _nvidia_gpu_present() -> bool:
-    """Whether this machine seems to have an NVIDIA GPU and driver, without CUDA's help."""
+    """Whether this process seems to be given an NVIDIA GPU, without CUDA's help.
+
+    Linux: the device node (a container started without GPUs has none, although the host
+    kernel's /proc/driver/nvidia shows through); elsewhere: ``nvidia-smi`` on the PATH.
+    """
     if sys.platform.startswith("linux"):
-        return os.path.exists("/proc/driver/nvidia/version") or os.path.exists("/dev/nvidia0")
+        return os.path.exists("/dev/nvidia0")
     return shutil.which("nvidia-smi") is not None
 
 
@@ -130,6 +134,8 @@ def gpu_hint() -> str | None:
     The most common GPU setup problem: a CPU-only PyTorch wheel next to a working GPU, which
     then silently runs everything on the CPU.
     """
+    if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
+        return None  # GPUs hidden on purpose
     if _cuda_count() > 0 or not _nvidia_gpu_present():
         return None
     if torch.version.cuda is None:

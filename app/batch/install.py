@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QMenu
+from PySide6.QtWidgets import QLabel, QMenu
 
 from app.batch.dialog import VARIANTS, BatchDialog, BatchOptions
 from app.batch.runner import BatchRunner
@@ -71,7 +71,12 @@ class BatchUi(QObject):
         self.runner.failed.connect(self._on_failed)
         self.runner.finished.connect(self._on_summary)
         self.runner.cancelled.connect(self._on_summary)
-        self.runner.progress.connect(self._on_progress)  # the dialog may be closed meanwhile
+        # progress stays visible while the dialog is closed: a permanent status-bar label
+        # (a status message would hide the hover readout for the whole batch)
+        self.status = QLabel("", window)
+        self.status.hide()
+        window.statusBar().addPermanentWidget(self.status)
+        self.runner.progress.connect(self._on_progress)
 
     # ------------------------------------------------------------------ what would run
     def images(self) -> list[Path]:
@@ -174,18 +179,20 @@ class BatchUi(QObject):
 
     # ------------------------------------------------------------------ events
     def _on_progress(self, done: int, total: int, name: str, fraction: float) -> None:
-        if name:
-            self.window.statusBar().showMessage(
-                f"Segmenting all images: {done} / {total} done, now {name}", 3000)
+        self.status.setText(f"Batch: {done} / {total}")
+        self.status.setToolTip(f"Segment all images: {done} of {total} done"
+                               + (f", now {name}" if name else ""))
+        self.status.show()
 
     def _on_summary(self, summary: BatchSummary) -> None:
-        self.window.statusBar().showMessage(summary.text(), 8000)
+        self.status.hide()
         level = "warning" if summary.failed else "info"
         self.window.notifications.notify(summary.text(), level)
         if summary.failed:
             self.window.docks["messages"].show()
 
     def _on_failed(self, message: str) -> None:
+        self.status.hide()
         self.window.notifications.notify(message, "error")
         self.window.docks["messages"].show()
 

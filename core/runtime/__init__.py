@@ -10,7 +10,7 @@ normalized float ``(N, 3, H, W)`` batch returns ``{variant: (N, C, H, W) scores}
 * ``onnxruntime`` / ``onnxruntime-int8``: the exported model in ONNX Runtime (CPU); int8
   only where it agrees with fp32 on validation images.
 * ``auto`` (default): CUDA: ``torch`` with its CUDA defaults (fp16, channels_last, border
-  reuse, cudnn.benchmark, CUDA graphs, buckets of 64 once more than 8 sizes have come).
+  reuse; cudnn.benchmark and a CUDA graph for each shape that comes back).
   CPU: ``torch`` fp32 with channels_last and border reuse, and for full-width models
   (4096-channel fc6/fc7) ``onnxruntime`` with border reuse once its session has been built
   in the background after the first call (the fastest correct paths measured here, see

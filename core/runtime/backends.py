@@ -160,12 +160,10 @@ class TorchOptions:
             and CUDA graphs are made once per bucket. The padding (the mean color, as the
             network's own padding) changes scores near the bottom and right edges slightly
             (500 to 512: 99.6-99.8% of the pixels keep their class).
-        auto_bucket: Exact sizes while at most ``capacity`` distinct ones have come, then
-            buckets of this multiple (0: never): fixed sizes (a benchmark, the tiles of large
-            images, a folder of same-size photos) keep exact scores, while images of ever
-            new sizes stop costing a cuDNN autotune and a graph capture each.
-        cudnn_benchmark: Let cuDNN time its algorithms for each new shape (set during this
-            backend's calls only; the rest of the process keeps its own setting).
+        cudnn_benchmark: Let cuDNN time its algorithms for a shape, on the shape's second
+            call (with the CUDA graph capture): one-off image sizes cost no autotuning, sizes
+            that come back are tuned once. Set during this backend's calls only; the rest of
+            the process keeps its own setting.
         compile: ``torch.compile`` the model (then without border reuse).
         compile_mode: Its mode ("default", "max-autotune-no-cudagraphs"...).
         compile_backend: Its backend ("inductor"; "eager"/"aot_eager" for tests).
@@ -178,7 +176,6 @@ class TorchOptions:
     dtype: str = "float32"
     border_reuse: bool = True
     bucket: int = 0
-    auto_bucket: int = 0
     cudnn_benchmark: bool = False
     compile: bool = False
     compile_mode: str = "default"
@@ -193,14 +190,15 @@ class TorchOptions:
         fp16 rather than bf16 on CUDA: the same tensor-core rate on current GPUs and three
         more mantissa bits (FCN-8s at 500x500, emulated on the CPU: 99.81-99.88% argmax
         agreement with fp32, bf16 98.33-99.08%); scores that overflow switch to bf16.
-        Exact sizes first: padding 500 to 512 alone costs 0.2-0.4% agreement, so cuDNN
-        tunes, and a CUDA graph is captured, once per input size; after 8 distinct sizes,
-        buckets of 64 (``auto_bucket``), so that browsing images of ever new sizes does not
-        re-tune on each (``bucket=64`` buckets from the start, ``auto_bucket=0`` never).
+        No buckets by default: padding 500 to 512 alone costs 0.2-0.4% agreement, and
+        results would depend on the padding. Instead a shape is tuned by cuDNN, and its CUDA
+        graph captured, on its second call: images of one-off sizes run untuned and
+        uncaptured, repeated sizes (a folder of same-size photos, the tiles of large images,
+        a benchmark) get both once (``bucket=64`` trades exactness for fewer shapes).
         """
         if torch.device(device).type == "cuda":
             return cls(channels_last=True, dtype="float16", cudnn_benchmark=True,
-                       cuda_graphs=True, auto_bucket=64)
+                       cuda_graphs=True)
         return cls()
 
     def with_options(self, options: dict[str, str]) -> TorchOptions:
@@ -231,8 +229,8 @@ class TorchOptions:
         out = replace(self, **changes)
         if out.dtype not in _DTYPES:
             raise ValueError(f"dtype={out.dtype!r}; use float32, bfloat16 or float16")
-        if out.bucket < 0 or out.auto_bucket < 0 or out.capacity < 1:
-            raise ValueError("bucket and auto_bucket must be >= 0 and capacity >= 1")
+        if out.bucket < 0 or out.capacity < 1:
+            raise ValueError("bucket must be >= 0 and capacity >= 1")
         return out
 
 
@@ -352,7 +350,6 @@ class TorchBackend(Backend):
         self._no_graph: LRUCache[tuple, bool] = LRUCache(4 * opts.capacity)
         self._pool: object = None
         self._stream: torch.cuda.Stream | None = None
-        self._sizes: set[tuple[int, int]] = set()
         self._build()
         self._watch = WeightsWatch(model)
 
@@ -365,8 +362,6 @@ class TorchBackend(Backend):
             parts.append("border reuse")
         if o.bucket:
             parts.append(f"buckets of {o.bucket}")
-        elif o.auto_bucket:
-            parts.append(f"buckets of {o.auto_bucket} after {o.capacity} sizes")
         if o.cudnn_benchmark:
             parts.append("cudnn.benchmark")
         if o.compile:
@@ -448,39 +443,44 @@ class TorchBackend(Backend):
             self._build()
             self._watch = WeightsWatch(self.model)
         h, w = x.shape[-2:]
-        self._count_size(h, w)
         hb, wb = bucket_shape(h, w, self.options.bucket)
-        # cudnn.benchmark for these calls only. With a reduced-precision trunk the fp32 heads
-        # are true fp32: cuDNN would otherwise round fp32 convolutions to TF32 (a 10-bit
-        # mantissa). Both are read when kernels are chosen, so captured graphs keep them.
-        flags = (cuda_flags(self.options.cudnn_benchmark,
-                             None if self.dtype == torch.float32 else False)
-                 if self.device.type == "cuda" else contextlib.nullcontext())
-        with torch.inference_mode(), flags:
+        repeat = self.sighted((x.shape[0], x.shape[1], hb, wb))
+        with torch.inference_mode(), self._flags(repeat):
             if (hb, wb) != (h, w):
                 x = F.pad(x, (0, wb - w, 0, hb - h))
-            out = self._run(x.to(self.dtype).contiguous(memory_format=self.fmt))
+            out = self._run(x.to(self.dtype).contiguous(memory_format=self.fmt), repeat)
             if self.dtype == torch.float16 and not _all_finite(out.values()):
                 self.note("fp16 overflowed (non-finite scores): bf16 from now on")
                 self.options = replace(self.options, dtype="bfloat16")
                 self.dtype = torch.bfloat16
                 self._build()
-                out = self._run(x.to(self.dtype).contiguous(memory_format=self.fmt))
+                out = self._run(x.to(self.dtype).contiguous(memory_format=self.fmt), repeat)
             return {v: out[v][..., :h, :w] for v in VARIANTS if v in wanted}
 
-    def _count_size(self, h: int, w: int) -> None:
-        """Switch to ``auto_bucket`` buckets once more than ``capacity`` sizes have come."""
-        o = self.options
-        if o.bucket or not o.auto_bucket:
-            return
-        self._sizes.add((int(h), int(w)))
-        if len(self._sizes) > o.capacity:
-            self.options = replace(o, bucket=o.auto_bucket)
-            self._sizes.clear()
-            self.note(f"more than {o.capacity} input sizes: buckets of {o.auto_bucket} from "
-                      "now on (one cuDNN tuning and CUDA graph per bucket)")
+    def sighted(self, key: tuple) -> bool:
+        """Whether a call of this shape came before (and record this one)."""
+        if self._seen.get(key) is not None:
+            return True
+        self._seen.put(key, True)
+        return False
 
-    def _run(self, x: torch.Tensor) -> Scores:
+    def flag_values(self, repeat: bool) -> tuple[bool | None, bool | None]:
+        """``(cudnn.benchmark, cuDNN TF32)`` for a call (None: as the process has it).
+
+        cuDNN autotunes a shape on its second call only (one-off image sizes cost no
+        tuning). With a reduced-precision trunk the fp32 heads are true fp32: cuDNN would
+        otherwise round fp32 convolutions to TF32 (a 10-bit mantissa). Both are read when
+        kernels are chosen, so captured graphs keep them.
+        """
+        return (self.options.cudnn_benchmark and repeat,
+                None if self.dtype == torch.float32 else False)
+
+    def _flags(self, repeat: bool) -> contextlib.AbstractContextManager:
+        if self.device.type != "cuda":
+            return contextlib.nullcontext()
+        return cuda_flags(*self.flag_values(repeat))
+
+    def _run(self, x: torch.Tensor, repeat: bool) -> Scores:
         key = tuple(x.shape)
         if self.options.cuda_graphs:
             graphed = self._graphs.get(key)
@@ -497,7 +497,9 @@ class TorchBackend(Backend):
             self.note(f"torch.compile failed: {error_line(exc)}; running uncompiled")
             fn = self._function()
             out = fn(x)
-        if self.options.cuda_graphs and self._should_capture(key):
+        if self.options.cuda_graphs and repeat and key not in self._no_graph:
+            # captured on the shape's second call: most images in an app come at sizes of
+            # their own, and a capture costs two extra passes and a device-wide flush
             try:
                 if self._pool is None:
                     self._pool = torch.cuda.graph_pool_handle()
@@ -515,16 +517,6 @@ class TorchBackend(Backend):
                     if self.device.type == "cuda":
                         torch.cuda.empty_cache()
         return out
-
-    def _should_capture(self, key: tuple) -> bool:
-        """Capture on the second call at a shape: most images in an app come at sizes of
-        their own, and a capture costs two extra passes and a device-wide flush."""
-        if key in self._no_graph:
-            return False
-        if self._seen.get(key) is None:
-            self._seen.put(key, True)
-            return False
-        return True
 
 
 def _all_finite(scores: Iterable[torch.Tensor]) -> bool:

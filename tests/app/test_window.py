@@ -239,6 +239,14 @@ def test_the_inference_runtime_is_shown_and_a_forced_eager_said(
         window.actions.next_image.trigger()
     again = [m for m in window.notifications.messages if "Inference runs on" in m.text]
     assert len(again) == 1  # the same runtime is not announced twice
+    with qtbot.waitSignal(window.controller.modelLoaded, timeout=60000):  # a reload
+        window.load_model(None)
+    assert "known after the next segmentation" in window.model_panel.toHtml()
+    with qtbot.waitSignal(window.controller.runtimeChanged, timeout=60000):
+        window.actions.run.trigger()
+    assert "known after the next" not in window.model_panel.toHtml()
+    again = [m for m in window.notifications.messages if "Inference runs on" in m.text]
+    assert len(again) == 1  # nor after a reload that runs on the same
 
 
 def test_an_unused_gpu_is_explained(

@@ -38,6 +38,8 @@ def _inference(device: str, rows: list[tuple[str, float, float]]) -> dict:
     ([("eager", 8.0, 1.0), ("auto", 1.0, 0.990), ("torch:reuse=0", 1.4, 0.997)],
      True, ""),  # auto fails the agreement bar: the fastest row that keeps it counts
     ([("eager", 8.0, 1.0), ("auto", 1.0, 0.990)], False, "no optimized row"),
+    ([("eager", 8.0, 1.0), ("auto", 1.0, 0.990), ("emulate:fp16", 1.0, 0.999)], False,
+     "no optimized row"),  # an emulation is not a runtime
 ])
 def test_gpu_inference_targets(report, rows, met, why) -> None:
     v = report.inference_verdict("x.json", _inference("cuda", rows))

@@ -401,6 +401,7 @@ def test_a_gpu_that_torch_cannot_use_is_explained(monkeypatch, caplog) -> None:
 
     import core.devices as devices
 
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     monkeypatch.setattr(devices, "_cuda_count", lambda: 0)
     monkeypatch.setattr(devices, "_mps_available", lambda: False)
     monkeypatch.setattr(devices, "_nvidia_gpu_present", lambda: False)
@@ -418,5 +419,8 @@ def test_a_gpu_that_torch_cannot_use_is_explained(monkeypatch, caplog) -> None:
     assert caplog.text.count("cannot use it") == 1  # said once
     with pytest.raises(FCNStudioError, match="driver may be too old"):
         devices.pick_device("cuda")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert devices.gpu_hint() is None  # the GPUs are hidden on purpose
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
     monkeypatch.setattr(devices, "_cuda_count", lambda: 1)
     assert devices.gpu_hint() is None  # CUDA works

@@ -104,7 +104,6 @@ def test_torch_options_defaults_and_overrides() -> None:
     cuda = TorchOptions.for_device("cuda")
     assert cuda.channels_last and cuda.dtype == "float16" and cuda.cuda_graphs
     assert cuda.bucket == 0 and cuda.cudnn_benchmark and cuda.border_reuse
-    assert cuda.auto_bucket == 64 and TorchOptions.for_device("cpu").auto_bucket == 0
     cpu = TorchOptions.for_device("cpu")
     assert not cpu.cuda_graphs and cpu.dtype == "float32" and cpu.border_reuse
     opts = cpu.with_options({"cl": "1", "graphs": "on", "bucket": "32", "dtype": "bf16"})
@@ -254,21 +253,20 @@ def test_reduced_precision_and_buckets_agree(model: FCN) -> None:
     assert min(agreement(out, ref).values()) > 0.98
 
 
-def test_many_input_sizes_switch_to_buckets(model: FCN) -> None:
-    backend = select_backend(copy_of(model), "cpu", "torch:auto_bucket=32,capacity=2")
-    torch_backend = backend.primary
-    sizes = [(64, 64), (64, 64), (48, 72), (64, 64), (40, 50), (41, 50)]
-    for i, (h, w) in enumerate(sizes):
-        x = batch(h, w, seed=i)
-        out, ref = backend(x), EagerBackend(model, "cpu")(x)
-        assert out["8s"].shape[-2:] == (h, w)
-        if i < 4:  # two distinct sizes so far: exact
-            assert torch_backend.options.bucket == 0 and rel_err(out, ref) < 1e-4
-        else:  # the third size: padded to multiples of 32, close to exact
-            assert torch_backend.options.bucket == 32
-            assert min(agreement(out, ref).values()) > 0.95
-    assert "more than 2 input sizes: buckets of 32" in backend.notes[-1]
-    assert "buckets of 32" in backend.description
+def test_cudnn_tunes_a_shape_on_its_second_call(model: FCN) -> None:
+    """cudnn.benchmark is asked for on a shape's second call only (one-off image sizes cost
+    no autotuning); TF32 is turned off when the trunk runs in reduced precision."""
+    import dataclasses
+
+    backend = TorchBackend(copy_of(model), "cpu", TorchOptions(dtype="float16"))
+    backend.options = dataclasses.replace(backend.options, cudnn_benchmark=True)
+    seen = [backend.sighted(k) for k in ((1, 3, 64, 64), (1, 3, 64, 64), (1, 3, 48, 64),
+                                         (2, 3, 64, 64), (1, 3, 64, 64))]
+    assert seen == [False, True, False, False, True]
+    assert backend.flag_values(False) == (False, False)
+    assert backend.flag_values(True) == (True, False)
+    fp32 = TorchBackend(copy_of(model), "cpu", TorchOptions())
+    assert fp32.flag_values(True) == (False, None)  # no cudnn.benchmark asked, TF32 as is
 
 
 def test_fp16_overflow_switches_to_bf16(model: FCN) -> None:

@@ -203,7 +203,7 @@ def test_resumed_optimizer_buffers_follow_channels_last_parameters(tmp_path: Pat
 
 
 def test_training_survives_a_failing_compiler_with_border_reuse(tiny_scenes, tmp_path,
-                                                                caplog) -> None:
+                                                                caplog, monkeypatch) -> None:
     import logging
 
     from torch._dynamo import register_backend
@@ -214,6 +214,18 @@ def test_training_survives_a_failing_compiler_with_border_reuse(tiny_scenes, tmp
     def no_compiler(gm, example_inputs):
         raise RuntimeError("no C++ compiler found")
 
+    import core.training.trainer as trainer
+    from core.training.fast import Compiled, ReuseFCN
+
+    made: list[Compiled] = []
+
+    def spy(net, options, fallback=None):
+        made.append(compile_model(net, options, fallback))
+        return made[-1]
+
+    from core.training.fast import compile_model
+
+    monkeypatch.setattr(trainer, "compile_model", spy)
     model, info, ds, _ = _setup(tiny_scenes)
     fast = FastOptions(compile=True, compile_backend="fcn_studio_test_no_compiler",
                        border_reuse=True, channels_last=True)
@@ -222,3 +234,5 @@ def test_training_survives_a_failing_compiler_with_border_reuse(tiny_scenes, tmp
                        fast=fast)
     assert result.iteration == 3 and (tmp_path / MODEL_FILE).is_file()
     assert "no C++ compiler found" in caplog.text and "training uncompiled" in caplog.text
+    # it went on with the fast path it would have had uncompiled: border reuse included
+    assert len(made) == 1 and made[0].compiled is None and isinstance(made[0].plain, ReuseFCN)
