@@ -214,8 +214,7 @@ class StatsPanel(QWidget):
         return against
 
     def _on_against(self, index: int) -> None:
-        self.against = str(self.against_box.itemData(index))
-        self.refresh()
+        self.set_against(str(self.against_box.itemData(index)))
 
     def set_against(self, against: str) -> None:
         """Measure against the reference mask or the corrected mask (when there are both)."""

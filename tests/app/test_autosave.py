@@ -16,6 +16,7 @@ from app.main_window import MainWindow
 from core.data.imageio import read_mask
 from tests.app.conftest import CLASS_NAMES
 from tests.app.test_editing import drag
+from tests.conftest import break_image_writes
 
 
 @pytest.fixture
@@ -98,15 +99,7 @@ def test_a_write_failing_midway_leaves_the_previous_file_intact(
     target = project_dir(own_samples) / "SegmentationClass" / "sample_00.png"
     before = target.read_bytes()
     paint(qtbot, editor, cls=3, y=50)
-    real_save = PIL.Image.Image.save
-
-    def half_save(self, fp, *args, **kwargs):
-        real_save(self, fp, *args, **kwargs)
-        with open(fp, "r+b") as fh:  # leave a truncated file behind, then fail
-            fh.truncate(20)
-        raise OSError("disk went away")
-
-    monkeypatch.setattr(PIL.Image.Image, "save", half_save)
+    break_image_writes(monkeypatch)
     assert not editor.editing.save_now()
     monkeypatch.undo()
     assert target.read_bytes() == before

@@ -22,6 +22,7 @@ from core.data.imageio import (
 )
 from core.data.palette import VOC_PALETTE
 from core.errors import FCNStudioError, ImageReadError, MaskError
+from tests.conftest import break_image_writes
 
 UNICODE_NAME = "ünïcødé 图像.png"
 
@@ -293,14 +294,7 @@ def test_write_mask_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     path = tmp_path / "mask.png"
     write_mask(path, np.zeros((4, 4), np.uint8))
     before = path.read_bytes()
-    real_save = Image.Image.save
-
-    def half_save(self: Image.Image, fp: object, *args: object, **kwargs: object) -> None:
-        real_save(self, fp, *args, **kwargs)
-        Path(fp).write_bytes(Path(fp).read_bytes()[:10])  # type: ignore[arg-type]
-        raise OSError("crashed midway")
-
-    monkeypatch.setattr(Image.Image, "save", half_save)
+    break_image_writes(monkeypatch, "crashed midway")
     with pytest.raises(MaskError, match="crashed midway"):
         write_mask(path, np.ones((4, 4), np.uint8))
     assert path.read_bytes() == before

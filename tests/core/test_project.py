@@ -14,6 +14,7 @@ from core.annotation.project import PROJECT_FILE, Project
 from core.data.imageio import read_mask, write_image
 from core.data.scenes import SCENE_CLASSES, generate_scene
 from core.errors import DatasetError, MaskError
+from tests.conftest import break_image_writes
 
 
 @pytest.fixture()
@@ -137,15 +138,7 @@ def test_a_writer_failing_midway_leaves_the_previous_mask_intact(
     proj = Project.create(tmp_path / "p", SCENE_CLASSES, images[:1])
     proj.save_mask("img_0", _mask(0))
     before = proj.mask_path("img_0").read_bytes()
-    real_save = PIL.Image.Image.save
-
-    def half_save(self, fp, *args, **kwargs):
-        real_save(self, fp, *args, **kwargs)
-        with open(fp, "r+b") as fh:  # leave a truncated file behind, then fail
-            fh.truncate(20)
-        raise OSError("disk went away")
-
-    monkeypatch.setattr(PIL.Image.Image, "save", half_save)
+    break_image_writes(monkeypatch)
     with pytest.raises(MaskError, match="disk went away"):
         proj.save_mask("img_0", _mask(5), np.ones((48, 64), bool))
     monkeypatch.undo()
