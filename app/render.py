@@ -130,8 +130,13 @@ def to_index(values: np.ndarray, vmin: float = 0.0, vmax: float = 1.0) -> np.nda
         import cv2
 
         # saturate(|v * scale|): exact round-and-clip for v >= 0; negative values are not
-        # expected here (probabilities and entropies), NaN becomes 0
-        return cv2.convertScaleAbs(np.ascontiguousarray(v), alpha=scale)
+        # expected here (probabilities and entropies). OpenCV documents nothing for NaN (5.1
+        # maps it to 255, 4.x to 0), so NaN pixels are set to 0 here, not left to it.
+        out = cv2.convertScaleAbs(np.ascontiguousarray(v), alpha=scale)
+        nan = np.isnan(v)
+        if nan.any():
+            out[nan] = 0
+        return out
     out = np.nan_to_num((v.astype(np.float32) - vmin) * scale + 0.5, nan=0.0, posinf=255.0,
                         neginf=0.0)
     np.clip(out, 0, 255, out=out)
