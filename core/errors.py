@@ -33,3 +33,14 @@ class DownloadError(FCNStudioError):
 
 class Cancelled(Exception):  # a request, not an error: no "Error" suffix
     """Raised inside long operations (inference, training) when the user cancels them."""
+
+
+class ConfigError(FCNStudioError, ValueError):
+    """A setting (training option, model argument) has an invalid value.
+
+    Also a :class:`ValueError`, so callers that validated settings as values keep working.
+    """
+
+
+class WriteError(FCNStudioError):
+    """A file could not be written (full disk, read-only folder, name too long...)."""

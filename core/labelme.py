@@ -25,10 +25,9 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
-import io
-import json
 import math
 import os
+import shutil
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -40,8 +39,11 @@ import PIL.ImageDraw
 
 from core.atomic import atomic_write_text
 from core.data.imageio import read_image, write_image, write_mask
-from core.data.palette import VOC_PALETTE, VOID, write_class_names
+from core.data.palette import VOC_PALETTE, VOID, read_class_names, write_class_names
 from core.errors import DatasetError, ImageReadError
+from core.fileio import is_regular_file
+from core.jsonio import read_json
+from core.limits import decode_pil, open_image_header
 
 __all__ = [
     "IGNORE_LABEL",
@@ -171,19 +173,8 @@ def read_labels(spec: str | os.PathLike[str]) -> LabelMap:
         LabelmeError: The file cannot be read, is empty, has inner blank lines or repeats.
     """
     path = Path(spec)
-    if path.is_file():
-        try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise LabelmeError(f"Cannot read labels from {path}: {exc}") from exc
-        names = [ln.strip() for ln in lines]
-        while names and not names[-1]:
-            names.pop()
-        if "" in names:
-            raise LabelmeError(
-                f"{path} has a blank line at line {names.index('') + 1}; labels are numbered "
-                "by line, so remove it"
-            )
+    if is_regular_file(path):
+        names = read_class_names(path, error=LabelmeError, numbered=True)
     else:
         if os.sep in str(spec) or str(spec).endswith(".txt"):
             raise LabelmeError(f"Labels file {spec} does not exist")
@@ -192,6 +183,29 @@ def read_labels(spec: str | os.PathLike[str]) -> LabelMap:
 
 
 # --------------------------------------------------------------------------- rasterization
+
+
+def _check_coordinates(xy: Sequence[tuple[float, ...]], img_shape: tuple[int, ...]) -> None:
+    """Points must be finite and at most one image size outside the image.
+
+    Drawing time grows with the shape's extent (a circle of radius 1e6 takes PIL half a
+    minute), and nothing farther out can change the mask's pixels of a polygon or line
+    in a way a real annotation needs.
+    """
+    h, w = int(img_shape[0]), int(img_shape[1])
+    reach = max(h, w, 1)
+    for point in xy:
+        if len(point) != 2:
+            raise LabelmeError(f"a point must be [x, y], got {list(point)!r}")
+        for v, size, axis in ((point[0], w, "x"), (point[1], h, "y")):
+            try:
+                ok = math.isfinite(v) and -reach <= v <= size + reach
+            except (TypeError, OverflowError):
+                ok = False
+            if not ok:
+                raise LabelmeError(
+                    f"coordinate {axis}={v!r} is not finite or far outside the {w}x{h} image"
+                )
 
 
 def shape_to_mask(img_shape: tuple[int, ...], points: Sequence[Sequence[float]],
@@ -205,6 +219,7 @@ def shape_to_mask(img_shape: tuple[int, ...], points: Sequence[Sequence[float]],
     mask = PIL.Image.fromarray(np.zeros(img_shape[:2], dtype=np.uint8))
     draw = PIL.ImageDraw.Draw(mask)
     xy = [tuple(point) for point in points]
+    _check_coordinates(xy, img_shape)
 
     def need(n: int, more: bool = False) -> None:
         if (len(xy) <= n) if more else (len(xy) != n):
@@ -306,16 +321,18 @@ class LabelmeFile:
 
 def _decode_image_data(data: bytes, source: Path) -> np.ndarray:
     """``imageData`` as RGB uint8, as labelme reads it (PIL, no EXIF rotation)."""
+    pil = open_image_header(data, source, "the imageData of", LabelmeError)
+    if pil is None:
+        raise LabelmeError(f"{source}: imageData is not a readable image")
+    decode_pil(pil, source, "the imageData of", LabelmeError)
     try:
-        pil = PIL.Image.open(io.BytesIO(data))
-        pil.load()
         if pil.mode in ("RGBA", "LA", "PA") or (pil.mode == "P" and "transparency" in pil.info):
             rgba = np.asarray(pil.convert("RGBA")).astype(np.float32)
             alpha = rgba[..., 3:] / 255.0
             rgb = rgba[..., :3] * alpha + 255.0 * (1 - alpha)  # over white, as read_image
             return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
         return np.ascontiguousarray(np.asarray(pil.convert("RGB")))
-    except (OSError, ValueError, SyntaxError) as exc:
+    except (OSError, ValueError, SyntaxError, MemoryError) as exc:
         raise LabelmeError(f"{source}: imageData is not a readable image ({exc})") from exc
 
 
@@ -340,20 +357,31 @@ def _parse_shape(d: object, i: int, source: Path) -> LabelmeShape:
             all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in p)
             for p in points)):
         raise LabelmeError(f"{source}: shape {i} ({label!r}) needs points as a list of [x, y]")
+    try:
+        xy = [[float(x), float(y)] for x, y in points]
+    except OverflowError:
+        xy = []
+    if not xy or not all(math.isfinite(v) for p in xy for v in p):
+        raise LabelmeError(f"{source}: shape {i} ({label!r}) has a coordinate that is not a "
+                           "finite number (NaN, infinite or too large)")
     shape_type = d.get("shape_type")
     if shape_type is not None and not isinstance(shape_type, str):
         raise LabelmeError(f"{source}: shape {i} ({label!r}) has a non-string shape_type")
     mask = None
     if d.get("mask") is not None:
         data = _b64(d["mask"], f"the mask of shape {i} ({label!r})", source)
+        pil = open_image_header(data, source, f"the mask of shape {i} in", LabelmeError)
+        if pil is None:
+            raise LabelmeError(f"{source}: the mask of shape {i} is not a PNG")
+        decode_pil(pil, source, f"the mask of shape {i} in", LabelmeError)
         try:
-            mask = np.array(PIL.Image.open(io.BytesIO(data))).astype(bool)
-        except (OSError, ValueError, SyntaxError) as exc:
+            mask = np.array(pil).astype(bool)
+        except (OSError, ValueError, SyntaxError, MemoryError) as exc:
             raise LabelmeError(f"{source}: the mask of shape {i} is not a PNG ({exc})") from exc
         if mask.ndim != 2:
             raise LabelmeError(f"{source}: the mask of shape {i} is not a one-channel image")
     group_id = d.get("group_id")
-    return LabelmeShape(label, [[float(x), float(y)] for x, y in points], shape_type,
+    return LabelmeShape(label, xy, shape_type,
                         group_id if isinstance(group_id, int) else None, mask)
 
 
@@ -365,10 +393,7 @@ def read_labelme(path: str | os.PathLike[str]) -> LabelmeFile:
             whose size differs from ``imageHeight`` / ``imageWidth``.
     """
     path = Path(path)
-    try:
-        d = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise LabelmeError(f"Cannot read labelme file {path}: {exc}") from exc
+    d = read_json(path, LabelmeError, "labelme file")
     if not isinstance(d, dict) or not isinstance(d.get("shapes"), list):
         raise LabelmeError(f"{path} is not a labelme file: no 'shapes' list")
     image_path = PureWindowsPath(str(d.get("imagePath") or "")).as_posix()
@@ -446,14 +471,49 @@ def labelme2voc(in_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str],
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise LabelmeError(f"Output directory already exists and is not empty: {out_dir}")
     for f in files:  # every label known before any output
-        try:
-            raw = json.loads(f.read_text(encoding="utf-8"))
-            names = [s.get("label") for s in raw.get("shapes", []) if isinstance(s, dict)]
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError) as exc:
-            raise LabelmeError(f"Cannot read labelme file {f}: {exc}") from exc
-        for name in names:
+        raw = read_json(f, LabelmeError, "labelme file")
+        shapes = raw.get("shapes") if isinstance(raw, dict) else None
+        if not isinstance(shapes, list):
+            raise LabelmeError(f"{f} is not a labelme file: no 'shapes' list")
+        for s in shapes:
+            name = s.get("label") if isinstance(s, dict) else None
             if isinstance(name, str):
                 labels.value(name, f)
+    # Everything is written into a hidden folder beside out_dir, renamed to out_dir at the
+    # end: a failure (or a kill) never leaves a partial dataset where the rerun goes.
+    _clean_partials(out_dir)
+    work = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
+    try:
+        shutil.rmtree(work, ignore_errors=True)
+        ids = _write_voc(files, work, labels, viz, progress)
+        if out_dir.exists():
+            out_dir.rmdir()  # empty: checked above
+        os.replace(work, out_dir)
+    except OSError as exc:
+        shutil.rmtree(work, ignore_errors=True)
+        raise LabelmeError(f"Cannot write the dataset {out_dir}: {exc.strerror or exc}") from exc
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return ids
+
+
+def _clean_partials(out_dir: Path) -> None:
+    """Remove partial outputs of earlier runs into ``out_dir`` whose process is gone."""
+    from core.atomic import _pid_running
+
+    try:
+        siblings = list(out_dir.parent.glob(f".{out_dir.name}.partial-*"))
+    except OSError:
+        return
+    for p in siblings:
+        pid = p.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not _pid_running(int(pid)):
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def _write_voc(files: Sequence[Path], out_dir: Path, labels: LabelMap, viz: bool,
+               progress: Callable[[int, int], None] | None) -> list[str]:
     ids: list[str] = []
     write_class_names(out_dir / "class_names.txt", list(labels.class_names))
     for k, f in enumerate(files):

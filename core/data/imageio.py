@@ -14,21 +14,21 @@ from bytes (never by handing a path to OpenCV), so non-ASCII paths work on every
 
 from __future__ import annotations
 
-import io
 import os
-import warnings
 from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from core.atomic import atomic_path
 from core.data.palette import VOC_PALETTE, VOID
-from core.errors import FCNStudioError, ImageReadError, MaskError
+from core.errors import FCNStudioError, ImageReadError, MaskError, WriteError
+from core.fileio import read_bytes
+from core.limits import MAX_PIXELS, check_pixels, decode_pil, open_image_header
 
-DEFAULT_MAX_PIXELS = 100_000_000
-"""Images with more pixels than this are refused before they are decoded."""
+DEFAULT_MAX_PIXELS = MAX_PIXELS
+"""Images with more pixels than this are refused before they are decoded (core.limits)."""
 
 _EXIF_ORIENTATION = 0x0112
 
@@ -47,38 +47,14 @@ __all__ = [
 
 
 def _read_bytes(path: Path, error: type[FCNStudioError], what: str) -> bytes:
-    """Read a whole file, turning every failure into ``error`` naming the file."""
-    if not path.exists():
-        raise error(f"Cannot read {what} {path}: the file does not exist")
-    if path.is_dir():
-        raise error(f"Cannot read {what} {path}: it is a folder, not a file")
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise error(f"Cannot read {what} {path}: {exc.strerror or exc}") from exc
-    if not data:
-        raise error(f"Cannot read {what} {path}: the file is empty")
-    return data
+    """Read a whole regular file, turning every failure into ``error`` naming the file."""
+    return read_bytes(path, error, what)
 
 
-def _open_header(data: bytes, max_pixels: int) -> tuple[Image.Image | None, bool]:
-    """Open ``data`` with PIL, reading only the header.
-
-    Returns:
-        ``(image, too_big)``: ``image`` is None when PIL does not know the format;
-        ``too_big`` is True when PIL refused it as a decompression bomb larger than
-        ``max_pixels``.
-    """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        try:
-            return Image.open(io.BytesIO(data)), False
-        except Image.DecompressionBombError:
-            # PIL refuses images over 2 * MAX_IMAGE_PIXELS before telling their size.
-            limit = Image.MAX_IMAGE_PIXELS
-            return None, limit is not None and max_pixels <= 2 * limit
-        except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
-            return None, False
+def _open_header(data: bytes, path: Path, what: str, error: type[FCNStudioError],
+                 max_pixels: int) -> Image.Image | None:
+    """Open ``data`` with PIL (header only) under the pixel budget; None: unknown format."""
+    return open_image_header(data, path, what, error, max_pixels)
 
 
 def _exif_orientation(pil: Image.Image | None) -> int:
@@ -110,13 +86,6 @@ def _apply_orientation(img: np.ndarray, orientation: int) -> np.ndarray:
     elif orientation == 8:
         img = np.rot90(img, 1)
     return np.ascontiguousarray(img)
-
-
-def _too_many(path: Path, width: int, height: int, max_pixels: int) -> ImageReadError:
-    return ImageReadError(
-        f"Cannot read image {path}: {width}x{height} is {width * height:,} pixels, "
-        f"more than the limit of {max_pixels:,}"
-    )
 
 
 def _to_float255(img: np.ndarray, path: Path) -> np.ndarray:
@@ -152,15 +121,15 @@ def _to_rgb8(img: np.ndarray, path: Path, bgr: bool) -> np.ndarray:
 
 def _decode_with_pil(pil: Image.Image, path: Path) -> np.ndarray:
     """Fallback decoder for formats OpenCV cannot read; returns RGB uint8."""
+    decode_pil(pil, path, "image", ImageReadError)
     try:
-        pil.load()
         if pil.mode in ("I;16", "I;16B", "I;16L"):
             return _to_rgb8(np.asarray(pil).astype(np.uint16), path, bgr=False)
         has_alpha = pil.mode in ("RGBA", "LA", "PA") or (
             pil.mode == "P" and "transparency" in pil.info
         )
         arr = np.asarray(pil.convert("RGBA" if has_alpha else "RGB"))
-    except (OSError, ValueError, SyntaxError) as exc:
+    except (OSError, ValueError, SyntaxError, MemoryError) as exc:
         raise ImageReadError(f"Cannot read image {path}: the data is corrupt ({exc})") from exc
     return _to_rgb8(arr, path, bgr=False)
 
@@ -172,20 +141,21 @@ def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
     """Return ``(width, height)`` of an image as :func:`read_image` would return it.
 
     Only the header is read (EXIF orientation included); formats PIL does not know are
-    decoded with OpenCV as a fallback.
+    decoded with OpenCV as a fallback (under OpenCV's own pixel limit, then the budget).
 
     Raises:
-        ImageReadError: The file is missing, empty, or not a readable image.
+        ImageReadError: The file is missing, empty, not a readable image, or declares more
+            pixels than the budget (:data:`core.limits.MAX_PIXELS`).
     """
     path = Path(path)
     data = _read_bytes(path, ImageReadError, "image")
-    pil, _ = _open_header(data, DEFAULT_MAX_PIXELS)
+    pil = _open_header(data, path, "image", ImageReadError, DEFAULT_MAX_PIXELS)
     if pil is not None:
         width, height = pil.size
         if _exif_orientation(pil) >= 5:
             width, height = height, width
         return int(width), int(height)
-    img = read_image(path, max_pixels=2**62)
+    img = read_image(path)
     return img.shape[1], img.shape[0]
 
 
@@ -206,15 +176,7 @@ def read_image(path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PI
     """
     path = Path(path)
     data = _read_bytes(path, ImageReadError, "image")
-    pil, too_big = _open_header(data, max_pixels)
-    if too_big:
-        raise ImageReadError(
-            f"Cannot read image {path}: it has more than the limit of {max_pixels:,} pixels"
-        )
-    if pil is not None:
-        width, height = pil.size
-        if width * height > max_pixels:
-            raise _too_many(path, width, height, max_pixels)
+    pil = _open_header(data, path, "image", ImageReadError, max_pixels)
 
     try:
         img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
@@ -229,8 +191,7 @@ def read_image(path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PI
     else:
         rgb = _to_rgb8(img, path, bgr=True)
     height, width = rgb.shape[:2]
-    if width * height > max_pixels:
-        raise _too_many(path, width, height, max_pixels)
+    check_pixels(width, height, path, "image", ImageReadError, max_pixels)
     return _apply_orientation(rgb, _exif_orientation(pil))
 
 
@@ -272,8 +233,8 @@ def write_image(path: str | os.PathLike[str], rgb: np.ndarray, quality: int = 95
     try:
         with atomic_path(path) as tmp:
             tmp.write_bytes(buf.tobytes())
-    except OSError as exc:
-        raise FCNStudioError(f"Cannot write image {path}: {exc.strerror or exc}") from exc
+    except WriteError as exc:
+        raise FCNStudioError(str(exc)) from exc
 
 
 # --------------------------------------------------------------------------- masks
@@ -323,18 +284,11 @@ def read_mask(path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PIX
     """
     path = Path(path)
     data = _read_bytes(path, MaskError, "mask")
-    pil, too_big = _open_header(data, max_pixels)
-    if too_big:
-        raise MaskError(f"Cannot read mask {path}: it has more than {max_pixels:,} pixels")
+    pil = _open_header(data, path, "mask", MaskError, max_pixels)
     if pil is None:
         raise MaskError(f"Cannot read mask {path}: not an image, an unsupported format, or corrupt")
-    width, height = pil.size
-    if width * height > max_pixels:
-        raise MaskError(
-            f"Cannot read mask {path}: {width}x{height} is more than {max_pixels:,} pixels"
-        )
+    decode_pil(pil, path, "mask", MaskError)
     try:
-        pil.load()
         mode = pil.mode
         if mode in ("P", "L"):
             arr = np.asarray(pil)
@@ -355,7 +309,7 @@ def read_mask(path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PIX
                 f"Mask {path} has unsupported image mode {mode!r}; "
                 "use a palette (P) or 8-bit gray PNG of label indices"
             )
-    except (OSError, ValueError, SyntaxError) as exc:
+    except (OSError, ValueError, SyntaxError, MemoryError) as exc:
         raise MaskError(f"Cannot read mask {path}: the data is corrupt ({exc})") from exc
     return np.ascontiguousarray(arr, dtype=np.uint8)
 
@@ -401,8 +355,8 @@ def write_mask(
     try:
         with atomic_path(path) as tmp:
             img.save(tmp, format="PNG")
-    except OSError as exc:
-        raise MaskError(f"Cannot write mask {path}: {exc.strerror or exc}") from exc
+    except WriteError as exc:
+        raise MaskError(str(exc)) from exc
 
 
 def check_mask(

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from core.atomic import atomic_write_text
-from core.errors import DatasetError
+from core.errors import DatasetError, FCNStudioError
+from core.fileio import read_text
 
 VOID = 255
 """The label of pixels that are ignored by the loss and the metrics (VOC object borders)."""
@@ -38,25 +39,49 @@ def voc_colormap(n: int = 256) -> np.ndarray:
 VOC_PALETTE: np.ndarray = voc_colormap(256)
 
 
-def read_class_names(path: str | os.PathLike[str]) -> list[str]:
-    """Read a class-name file, one name a line (labelme2voc's ``class_names.txt``).
+def read_class_names(path: str | os.PathLike[str], *,
+                     error: type[FCNStudioError] = DatasetError,
+                     numbered: bool = False) -> list[str]:
+    """Read a class-name file, one name a line: the one reader of every such file.
 
-    labelme's ``labels.txt`` convention is understood too: a first line ``__ignore__`` is
-    dropped (it maps to the void label 255) and ``_background_`` is kept as class 0.
+    Used for ``class_names.txt`` (labelme2voc's, datasets', projects'), labelme's
+    ``labels.txt`` and the class lists given to ``convert``. Lines are stripped; blank
+    lines and ``#`` comment lines are skipped. labelme's convention is understood: a first
+    line ``__ignore__`` is dropped (it maps to the void label 255) and ``_background_`` is
+    kept as class 0.
+
+    Args:
+        path: The file (UTF-8; a BOM is dropped).
+        error: The error type raised (a :class:`FCNStudioError` subclass).
+        numbered: Lines are class numbers (labelme's labels.txt): the ``__ignore__``
+            line is kept and a blank line before the last name is an error instead of
+            skipped, since skipping it would shift the ids after it.
+
+    Raises:
+        error: The file cannot be read, is not UTF-8, is empty or repeats a name,
+            naming the file.
     """
     path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise DatasetError(f"Cannot read class names from {path}: {exc.strerror or exc}") from exc
-    names = [ln.strip() for ln in lines if ln.strip()]
-    if names and names[0] == "__ignore__":
-        names = names[1:]
+    lines = [ln.strip() for ln in read_text(path, error, "class names from").splitlines()]
+    if numbered:
+        while lines and not lines[-1]:
+            lines.pop()
+        if "" in lines:
+            raise error(
+                f"{path} has a blank line at line {lines.index('') + 1}; labels are "
+                "numbered by line, so remove it"
+            )
+        names = lines
+    else:
+        names = [ln for ln in lines if ln and not ln.startswith("#")]
+        if names and names[0] == "__ignore__":
+            names = names[1:]
     if not names:
-        raise DatasetError(f"Class-name file {path} is empty")
-    dupes = sorted({n for n in names if names.count(n) > 1})
+        raise error(f"Class-name file {path} is empty")
+    seen: set[str] = set()
+    dupes = sorted({n for n in names if n in seen or seen.add(n)})
     if dupes:
-        raise DatasetError(f"Class-name file {path} repeats names: {', '.join(dupes)}")
+        raise error(f"Class-name file {path} repeats {', '.join(dupes)}")
     return names
 
 

@@ -13,7 +13,7 @@ import pytest
 from core.annotation.project import PROJECT_FILE, Project
 from core.data.imageio import read_mask, write_image
 from core.data.scenes import SCENE_CLASSES, generate_scene
-from core.errors import DatasetError, MaskError
+from core.errors import DatasetError, MaskError, WriteError
 from tests.conftest import break_image_writes
 
 
@@ -154,7 +154,7 @@ def test_project_json_write_is_atomic(
     proj = Project.create(tmp_path / "p", SCENE_CLASSES, images[:1])
     before = (tmp_path / "p" / PROJECT_FILE).read_text()
     monkeypatch.setattr(os, "replace", lambda s, d: (_ for _ in ()).throw(OSError("boom")))
-    with pytest.raises(OSError, match="boom"):
+    with pytest.raises(WriteError, match=r"project\.json: boom"):
         proj.add_images(images[1:2])
     monkeypatch.undo()
     assert (tmp_path / "p" / PROJECT_FILE).read_text() == before
