@@ -21,8 +21,11 @@ from safetensors.torch import save_file
 from core.atomic import atomic_path
 from core.data.palette import VOC_PALETTE
 from core.errors import CheckpointError, ClassCountError
+from core.fileio import check_regular_file
+from core.jsonio import loads
 from core.models.fcn import FCN, FCNConfig
 from core.models.preprocess import IMAGENET, Preprocessing
+from core.validate import check_header_shapes, check_metadata, check_tensors
 
 FORMAT = "fcn-studio/1"
 METADATA_KEY = "fcn_studio"
@@ -80,17 +83,22 @@ class ModelInfo:
     @classmethod
     def from_json(cls, text: str, source: str = "checkpoint") -> ModelInfo:
         """Parse the header JSON; a malformed header is a :class:`CheckpointError`."""
+        d = loads(text, source, CheckpointError, "FCN Studio metadata of")
         try:
-            d = json.loads(text)
+            if not isinstance(d, dict):
+                raise TypeError("not a JSON object")
             if d.pop("format", None) != FORMAT:
                 raise ValueError("unknown format")
+            check_metadata(d, source)
             d["config"] = FCNConfig.from_dict(d["config"])
             d["preprocessing"] = Preprocessing.from_dict(d["preprocessing"])
             d["colors"] = [tuple(int(v) for v in c) for c in d.get("colors", [])]
             return cls(**d)
-        except ClassCountError as exc:
-            raise ClassCountError(f"{source}: {exc}") from exc
-        except (ValueError, KeyError, TypeError) as exc:
+        except CheckpointError as exc:
+            if str(exc).startswith(source):
+                raise
+            raise type(exc)(f"{source}: {exc}") from exc
+        except (ValueError, KeyError, TypeError, AttributeError, OverflowError) as exc:
             raise CheckpointError(f"{source} has malformed FCN Studio metadata: {exc}") from exc
 
 
@@ -105,8 +113,8 @@ def weights_id(state: dict[str, torch.Tensor]) -> str:
     return h.hexdigest()[:16]
 
 
-def save_checkpoint(path: str | os.PathLike[str], model: FCN, info: ModelInfo) -> ModelInfo:
-    """Write ``model``'s weights and ``info`` atomically; return the info as saved (with id)."""
+def stamp_info(model: FCN, info: ModelInfo) -> tuple[dict[str, torch.Tensor], ModelInfo]:
+    """``model``'s weights (CPU, contiguous) and ``info`` with their id and creation time."""
     if model.config != info.config:
         raise CheckpointError(f"model config {model.config} differs from info {info.config}")
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -115,7 +123,13 @@ def save_checkpoint(path: str | os.PathLike[str], model: FCN, info: ModelInfo) -
         id=weights_id(state),
         created=info.created or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     )
-    with atomic_path(path) as tmp:
+    return state, info
+
+
+def save_checkpoint(path: str | os.PathLike[str], model: FCN, info: ModelInfo) -> ModelInfo:
+    """Write ``model``'s weights and ``info`` atomically; return the info as saved (with id)."""
+    state, info = stamp_info(model, info)
+    with atomic_path(path) as tmp:  # a full disk or read-only folder: WriteError
         save_file(state, str(tmp), metadata={METADATA_KEY: info.to_json()})
     return info
 
@@ -123,8 +137,9 @@ def save_checkpoint(path: str | os.PathLike[str], model: FCN, info: ModelInfo) -
 def read_info(path: str | os.PathLike[str]) -> ModelInfo:
     """Read only a checkpoint's metadata (cheap: the header, not the weights)."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"Checkpoint {path} does not exist")
+    st = check_regular_file(path, CheckpointError, "checkpoint")
+    if st.st_size < 8:
+        raise CheckpointError(f"{path} is not a readable safetensors checkpoint (too short)")
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
@@ -144,12 +159,17 @@ def load_checkpoint(
     """Build the model a checkpoint describes and load its weights (no code is executed)."""
     path = Path(path)
     info = read_info(path)
-    model = FCN(info.config)
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
+            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+            check_header_shapes(shapes, info.config, str(path))
             state = {k: f.get_tensor(k) for k in f.keys()}
-    except (SafetensorError, OSError, ValueError) as exc:
+    except (SafetensorError, OSError, ValueError, TypeError) as exc:
         raise CheckpointError(f"{path} is corrupt: {exc}") from exc
+    try:
+        model = FCN(info.config)
+    except (ValueError, TypeError) as exc:
+        raise CheckpointError(f"{path}: the metadata describes no valid model: {exc}") from exc
     load_state(model, state, source=str(path))
     return model.to(device), info
 
@@ -160,6 +180,7 @@ def load_state(model: FCN, state: dict[str, torch.Tensor], source: str = "weight
     Final upsampling layers a reference net lacks (an FCN-8s file has no ``upscore``) keep
     their fixed bilinear weights.
     """
+    check_tensors(state, source)
     own = model.state_dict()
     optional = {"upscore.weight", "upscore16.weight"}
     missing = sorted(set(own) - set(state) - optional)

@@ -190,9 +190,10 @@ def _run_train(args: argparse.Namespace) -> int:
     from core.devices import pick_device
     from core.models.fcn import FCN, FCNConfig
     from core.models.preprocess import IMAGENET
-    from core.training.config import preset
+    from core.training.config import check_run_options, preset
     from core.training.trainer import enter_stage, train
 
+    check_run_options(width=args.width, dropout=args.dropout, threads=args.threads)
     if args.threads:
         torch.set_num_threads(args.threads)
     weights = None
@@ -227,7 +228,7 @@ def _run_train(args: argparse.Namespace) -> int:
             enter_stage(model, args.stage)
     else:
         cfg = FCNConfig(
-            num_classes=len(names), width=args.width or 0.25, scale_skips=args.at_once,
+            num_classes=len(names), width=0.25 if args.width is None else args.width, scale_skips=args.at_once,
             learn_final_upsampling=config.learn_final_upsampling,
             learn_skip_upsampling=config.learn_skip_upsampling, dropout=args.dropout,
         )

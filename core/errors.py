@@ -35,7 +35,14 @@ class Cancelled(Exception):  # a request, not an error: no "Error" suffix
     """Raised inside long operations (inference, training) when the user cancels them."""
 
 
-class ConfigError(FCNStudioError, ValueError):
+class ArgumentError(FCNStudioError, ValueError):
+    """An argument of a core function has an invalid value (NaN, infinite, wrong type...).
+
+    Also a :class:`ValueError`, so callers that caught the plain ValueError keep working.
+    """
+
+
+class ConfigError(ArgumentError):
     """A setting (training option, model argument) has an invalid value.
 
     Also a :class:`ValueError`, so callers that validated settings as values keep working.

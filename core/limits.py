@@ -61,11 +61,11 @@ def open_image_header(data: bytes, source: str | os.PathLike[str], what: str,
             raise pixel_error(source, what, None, None, max_pixels, error) from None
         except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError):
             return None
-        except Exception:  # a plugin choking on a malformed header  # noqa: BLE001
+        except Exception:  # a plugin choking on a malformed header
             return None
     try:
         width, height = pil.size
-    except Exception:  # noqa: BLE001
+    except Exception:
         return None
     check_pixels(width, height, source, what, error, max_pixels)
     return pil

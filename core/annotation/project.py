@@ -27,10 +27,12 @@ from pathlib import Path
 
 import numpy as np
 
-from core.atomic import atomic_path, atomic_write_text
+from core.atomic import atomic_path, atomic_write_text, clean_stale_temps
 from core.data.imageio import check_mask, image_size, read_image, read_mask, write_mask
 from core.data.palette import VOC_PALETTE, VOID, read_class_names, write_class_names
-from core.errors import DatasetError, MaskError
+from core.errors import DatasetError, ImageReadError, MaskError, WriteError
+from core.fileio import describe_os_error, is_regular_file, read_bytes, resolve
+from core.jsonio import read_json
 
 __all__ = ["PROJECT_FILE", "Project", "ProjectImage"]
 
@@ -132,14 +134,18 @@ class Project:
                 an image cannot be read.
         """
         folder = Path(folder)
-        if (folder / PROJECT_FILE).exists():
+        if os.path.lexists(folder / PROJECT_FILE):
             raise DatasetError(f"{folder} already holds a project; open it instead")
         names = [str(n).strip() for n in class_names]
         if not names or any(not n for n in names) or len(set(names)) != len(names):
             raise DatasetError(f"Class names must be non-empty and distinct, got {names}")
         if len(names) > VOID:
             raise DatasetError(f"A project has at most {VOID} classes, got {len(names)}")
-        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise WriteError(f"Cannot create the project folder {folder}: "
+                             f"{describe_os_error(exc)}") from exc
         project = cls(folder, names, [])
         write_class_names(folder / "class_names.txt", names)
         project.add_images(images, copy_images=copy_images)
@@ -155,21 +161,28 @@ class Project:
         """
         folder = Path(folder)
         f = folder / PROJECT_FILE
-        if not f.is_file():
+        if not is_regular_file(f):
             raise DatasetError(f"{folder} is not an FCN Studio project: no {PROJECT_FILE}")
+        d = read_json(f, DatasetError, "project")
         try:
-            d = json.loads(f.read_text(encoding="utf-8"))
+            if not isinstance(d, dict):
+                raise TypeError("not a JSON object")
             if d.get("format") != FORMAT:
                 raise ValueError(f"unknown format {d.get('format')!r}")
             images = [ProjectImage.from_dict(x) for x in d["images"]]
             names = [str(n) for n in d["class_names"]]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+            if len({im.id for im in images}) != len(images):
+                raise ValueError("image ids repeat")
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise DatasetError(f"Cannot open project {f}: {exc}") from exc
         names_file = folder / "class_names.txt"
-        if names_file.is_file() and read_class_names(names_file) != names:
+        if is_regular_file(names_file) and read_class_names(names_file) != names:
             raise DatasetError(
                 f"{names_file} disagrees with {f} on the class names; fix one of them"
             )
+        for sub in (folder, folder / "SegmentationClass", folder / "Corrections",
+                    folder / "JPEGImages"):
+            clean_stale_temps(sub)  # left by a process killed while writing
         return cls(folder, names, images, created=str(d.get("created", "")))
 
     def save(self) -> None:
@@ -209,15 +222,16 @@ class Project:
         known = {self.image_path(im.id) for im in self.images}
         added: list[str] = []
         for p in paths:
-            src = Path(p).resolve()
+            src = resolve(p, ImageReadError, "image")
             if src in known:
                 continue
             image_size(src)  # readable? (header only)
             image_id = self._unique_id(src.stem)
             if copy_images:
                 dst = self.folder / "JPEGImages" / f"{image_id}{src.suffix.lower()}"
+                data = read_bytes(src, ImageReadError, "image")
                 with atomic_path(dst) as tmp:
-                    tmp.write_bytes(src.read_bytes())
+                    tmp.write_bytes(data)
                 entry = ProjectImage(image_id, self._stored_path(dst.resolve()), copied=True)
             else:
                 entry = ProjectImage(image_id, self._stored_path(src))
@@ -250,11 +264,15 @@ class Project:
     def image_path(self, image_id: str) -> Path:
         """The image file (absolute)."""
         p = Path(self.image(image_id).path)
-        return (p if p.is_absolute() else self.folder / p).resolve()
+        return resolve(p if p.is_absolute() else self.folder / p, ImageReadError, "image")
 
     def missing_images(self) -> list[str]:
         """Ids whose image file no longer exists (moved or deleted sources)."""
-        return [im.id for im in self.images if not self.image_path(im.id).is_file()]
+        return [im.id for im in self.images if not is_regular_file(self._raw_path(im.id))]
+
+    def _raw_path(self, image_id: str) -> Path:
+        p = Path(self.image(image_id).path)
+        return p if p.is_absolute() else self.folder / p
 
     def read_image(self, image_id: str) -> np.ndarray:
         """The image as ``H x W x 3`` uint8 RGB."""
@@ -270,21 +288,21 @@ class Project:
 
     def has_mask(self, image_id: str) -> bool:
         """Whether a mask was saved for the image."""
-        return self.mask_path(image_id).is_file()
+        return is_regular_file(self.mask_path(image_id))
 
     # ------------------------------------------------------------------ masks
 
     def load_mask(self, image_id: str) -> np.ndarray | None:
         """The saved mask (``H x W`` uint8), or None when there is none yet."""
         path = self.mask_path(image_id)
-        if not path.is_file():
+        if not is_regular_file(path):
             return None
         return read_mask(path)
 
     def load_corrections(self, image_id: str) -> np.ndarray | None:
         """Boolean ``H x W`` corrected pixels, or None (no record: treat all as labelled)."""
         path = self.corrections_path(image_id)
-        if not path.is_file():
+        if not is_regular_file(path):
             return None
         return read_mask(path) > 0
 
@@ -314,7 +332,7 @@ class Project:
             return False
         check_mask(mask, mask.shape, len(self.class_names), self.mask_path(image_id))
         height, width = mask.shape
-        if image_id not in self._sizes and self.image_path(image_id).is_file():
+        if image_id not in self._sizes and is_regular_file(self._raw_path(image_id)):
             self._sizes[image_id] = image_size(self.image_path(image_id))
         if image_id in self._sizes:
             iw, ih = self._sizes[image_id]
@@ -325,15 +343,20 @@ class Project:
         if corr is not None and corr.shape != mask.shape:
             raise MaskError(f"Corrected pixels are {corr.shape}, the mask is {mask.shape}")
         flag = entry.corrected
-        if corr is not None:
-            write_mask(self.corrections_path(image_id), corr.astype(np.uint8),
-                       _CORRECTION_PALETTE)
-            flag = bool(corr.any())
-        elif corrected is not None:
-            with contextlib.suppress(FileNotFoundError):
-                self.corrections_path(image_id).unlink()
-            flag = bool(corrected)
-        write_mask(self.mask_path(image_id), mask, VOC_PALETTE)
+        with contextlib.ExitStack() as stack:
+            # Both files are encoded into temporary files first and then renamed one right
+            # after the other, so a mask and its corrections always come from one save
+            # (a kill can only fall between two renames).
+            if corr is not None:
+                corr_tmp = stack.enter_context(atomic_path(self.corrections_path(image_id)))
+                write_mask(corr_tmp, corr.astype(np.uint8), _CORRECTION_PALETTE)
+                flag = bool(corr.any())
+            elif corrected is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    self.corrections_path(image_id).unlink()
+                flag = bool(corrected)
+            mask_tmp = stack.enter_context(atomic_path(self.mask_path(image_id)))
+            write_mask(mask_tmp, mask, VOC_PALETTE)
         if flag != entry.corrected:
             entry.corrected = flag
             self.save()

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from core.annotation.labels import BBox, Region
+from core.errors import ArgumentError
 
 __all__ = [
     "brush_stroke",
@@ -31,10 +32,23 @@ _FIXED_SHIFT = 8  # sub-pixel bits for cv2.fillPoly
 
 
 def _points(points: Sequence[Sequence[float]] | np.ndarray) -> np.ndarray:
-    pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    try:
+        pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise ArgumentError(f"points must be (x, y) numbers: {exc}") from exc
     if not np.isfinite(pts).all():
-        raise ValueError("points must be finite")
+        raise ArgumentError("points must be finite")
     return pts
+
+
+def _finite(value: object, what: str) -> float:
+    try:
+        v = float(value)  # type: ignore[arg-type]
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise ArgumentError(f"{what} must be a number, not {value!r}") from exc
+    if not math.isfinite(v):
+        raise ArgumentError(f"{what} must be finite, not {value!r}")
+    return v
 
 
 def _interval(coef: float, k: np.ndarray, lo: float, hi: float
@@ -94,8 +108,9 @@ def brush_stroke(points: Sequence[Sequence[float]] | np.ndarray, radius: float,
     pts = _points(points)
     if len(pts) == 0:
         return Region.empty()
+    radius = _finite(radius, "brush radius")
     if radius < 0:
-        raise ValueError(f"brush radius must be >= 0, not {radius}")
+        raise ArgumentError(f"brush radius must be >= 0, not {radius}")
     h, w = int(shape[0]), int(shape[1])
     r = float(radius) + _EPS
     x0 = max(0, math.ceil(pts[:, 0].min() - r))
@@ -173,12 +188,12 @@ def flood_fill(mask: np.ndarray, seed_xy: tuple[int, int], connectivity: int = 4
         ValueError: The seed is outside the image or connectivity is not 4 or 8.
     """
     if connectivity not in (4, 8):
-        raise ValueError(f"connectivity must be 4 or 8, not {connectivity}")
+        raise ArgumentError(f"connectivity must be 4 or 8, not {connectivity}")
     mask = np.ascontiguousarray(mask, dtype=np.uint8)
     h, w = mask.shape
-    x, y = int(seed_xy[0]), int(seed_xy[1])
+    x, y = round(_finite(seed_xy[0], "x")), round(_finite(seed_xy[1], "y"))
     if not (0 <= x < w and 0 <= y < h):
-        raise ValueError(f"seed {(x, y)} is outside the {w}x{h} image")
+        raise ArgumentError(f"seed {(x, y)} is outside the {w}x{h} image")
     if not contiguous:
         same = mask == mask[y, x]
         rows, cols = np.flatnonzero(same.any(axis=1)), np.flatnonzero(same.any(axis=0))
@@ -197,8 +212,12 @@ def eyedropper(mask: np.ndarray, xy: tuple[float, float]) -> int:
     Raises:
         ValueError: The point is outside the image.
     """
-    x, y = round(float(xy[0])), round(float(xy[1]))
-    h, w = mask.shape[:2]
+    try:
+        px, py = xy
+    except (TypeError, ValueError) as exc:
+        raise ArgumentError(f"a point is (x, y), not {xy!r}") from exc
+    x, y = round(_finite(px, "x")), round(_finite(py, "y"))
+    h, w = np.shape(mask)[:2]
     if not (0 <= x < w and 0 <= y < h):
-        raise ValueError(f"point {(x, y)} is outside the {w}x{h} image")
+        raise ArgumentError(f"point {(x, y)} is outside the {w}x{h} image")
     return int(mask[y, x])

@@ -381,6 +381,8 @@ def check_mask(
     name = f"Mask {path}" if path is not None else "Mask"
     if mask.ndim != 2:
         raise MaskError(f"{name} must be a 2-D label array, got shape {mask.shape}")
+    if not (np.issubdtype(mask.dtype, np.integer) or mask.dtype == np.bool_):
+        raise MaskError(f"{name} must hold integer labels, not {mask.dtype}")
     mh, mw = mask.shape
     ih, iw = int(image_shape[0]), int(image_shape[1])
     if (mh, mw) != (ih, iw):

@@ -2,9 +2,54 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields, replace
 
+from core.errors import ConfigError
 from core.models.fcn import VARIANTS
+
+MIN_CROP = 32
+"""The smallest training crop (the trunk downsamples by 32)."""
+
+
+def _number(value: object, name: str, lo: float | None = None, hi: float | None = None,
+            *, lo_open: bool = False, integer: bool = False) -> None:
+    """``value`` must be a finite number (an integer when ``integer``) in ``lo..hi``."""
+    kinds = (int,) if integer else (int, float)
+    ok = isinstance(value, kinds) and not isinstance(value, bool)
+    if ok and not integer:
+        ok = math.isfinite(value)
+    if ok and lo is not None:
+        ok = value > lo if lo_open else value >= lo
+    if ok and hi is not None:
+        ok = value <= hi
+    if not ok:
+        kind = "an integer" if integer else "a finite number"
+        bounds = ""
+        if lo is not None:
+            bounds = f" {'>' if lo_open else '>='} {lo:g}"
+        if hi is not None:
+            bounds += f"{' and' if bounds else ''} <= {hi:g}"
+        raise ConfigError(f"{name} must be {kind}{bounds}, not {value!r}")
+
+
+def check_run_options(*, width: float | None = None, dropout: float | None = None,
+                      threads: int | None = None) -> None:
+    """Check the model and process options of a training run (the CLI's --width...).
+
+    Raises:
+        ConfigError: A value is out of range (width in (0, 4], dropout in [0, 1], threads
+            at least 1), naming the option.
+    """
+    if width is not None:
+        _number(width, "width", 0, 4, lo_open=True)
+    if dropout is not None:
+        _number(dropout, "dropout", 0, 1)
+    if threads is not None:
+        _number(threads, "threads", 1, integer=True)
+
+
+PRESET_NAMES = ("compact", "paper", "heavy", "adam")
 
 
 @dataclass(frozen=True)
@@ -64,17 +109,42 @@ class TrainConfig:
     workers: int = 0
 
     def __post_init__(self) -> None:
-        if self.optimizer not in ("sgd", "adam"):
-            raise ValueError(f"optimizer must be sgd or adam, not {self.optimizer!r}")
-        if self.schedule not in ("fixed", "poly", "cosine"):
-            raise ValueError(f"schedule must be fixed, poly or cosine, not {self.schedule!r}")
+        if self.preset not in PRESET_NAMES:
+            raise ConfigError(f"unknown preset {self.preset!r}; choose from {PRESET_NAMES}")
+        for name, allowed in (("optimizer", ("sgd", "adam")),
+                              ("schedule", ("fixed", "poly", "cosine")),
+                              ("reduction", ("mean", "sum")), ("amp", ("auto", "bf16", "off"))):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{name} must be one of {', '.join(allowed)}, "
+                                  f"not {getattr(self, name)!r}")
         if self.stage is not None and self.stage not in VARIANTS:
-            raise ValueError(f"stage must be one of {VARIANTS}, not {self.stage!r}")
+            raise ConfigError(f"stage must be one of {VARIANTS}, not {self.stage!r}")
+        if not isinstance(self.variant_weights, dict):
+            raise ConfigError(f"variant_weights must map variants to weights, "
+                              f"not {self.variant_weights!r}")
         unknown = set(self.variant_weights) - set(VARIANTS)
         if unknown:
-            raise ValueError(f"unknown variants in variant_weights: {sorted(unknown)}")
-        if self.iterations < 1 or self.batch_size < 1:
-            raise ValueError("iterations and batch_size must be positive")
+            raise ConfigError(f"unknown variants in variant_weights: {sorted(unknown)}")
+        for v, w in self.variant_weights.items():
+            _number(w, f"the loss weight of {v}", 0)
+        if self.stage is None and not any(self.variant_weights.values()):
+            raise ConfigError("at least one loss weight must be positive (all are 0)")
+        _number(self.iterations, "iterations", 1, integer=True)
+        _number(self.batch_size, "batch_size", 1, integer=True)
+        _number(self.lr, "lr", 0, lo_open=True)
+        _number(self.momentum, "momentum", 0, 1)
+        _number(self.weight_decay, "weight_decay", 0)
+        _number(self.bias_lr_mult, "bias_lr_mult", 0)
+        if self.crop_size is not None:
+            _number(self.crop_size, "crop_size", MIN_CROP, integer=True)
+        if not (isinstance(self.scale, (tuple, list)) and len(self.scale) == 2):
+            raise ConfigError(f"scale must be (low, high), not {self.scale!r}")
+        for bound in self.scale:
+            _number(bound, "scale", 0, lo_open=True)
+        if self.scale[0] > self.scale[1]:
+            raise ConfigError(f"scale must be (low, high) with low <= high, not {self.scale}")
+        for name in ("warmup", "val_every", "checkpoint_every", "seed", "workers"):
+            _number(getattr(self, name), name, 0, integer=True)
 
     @property
     def loss_weights(self) -> dict[str, float]:
@@ -131,8 +201,11 @@ def preset(name: str, **overrides) -> TrainConfig:
     try:
         base = PRESETS[name]
     except KeyError:
-        raise ValueError(f"unknown preset {name!r}; choose from {sorted(PRESETS)}") from None
+        raise ConfigError(f"unknown preset {name!r}; choose from {sorted(PRESETS)}") from None
     overrides = {k: v for k, v in overrides.items() if v is not None}
+    unknown = set(overrides) - {f.name for f in fields(TrainConfig)}
+    if unknown:
+        raise ConfigError(f"unknown training settings: {sorted(unknown)}")
     if name == "heavy" and "lr" not in overrides:
         overrides["lr"] = _HEAVY_LR[overrides.get("stage") or "32s"]
     return replace(base, **overrides)

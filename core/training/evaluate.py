@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from core.data.imageio import read_image, read_mask
+from core.data.imageio import check_mask, read_image, read_mask
 from core.metrics import ConfusionAccumulator, scores_with_names
 from core.models.fcn import FCN, VARIANTS
 from core.models.preprocess import Preprocessing
@@ -44,7 +44,9 @@ def evaluate(
     try:
         for i, (image_path, mask_path) in enumerate(pairs):
             rgb = read_image(image_path)
-            truth = torch.from_numpy(read_mask(mask_path).copy()).to(device)
+            mask = read_mask(mask_path)
+            check_mask(mask, rgb.shape, n, mask_path)  # a size mismatch names the mask
+            truth = torch.from_numpy(mask.copy()).to(device)
             x = preprocessing(image_tensor(rgb, device))
             outputs = model(x, variants=variants)
             for v in variants:

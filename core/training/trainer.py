@@ -14,13 +14,12 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset
 
-from core.checkpoint import ModelInfo, load_checkpoint, load_state, save_checkpoint
-from core.errors import CheckpointError
+from core.checkpoint import ModelInfo, save_checkpoint
 from core.models.fcn import FCN
 from core.training.config import TrainConfig
 from core.training.evaluate import evaluate
 from core.training.fast import FastOptions, compile_model, prepare, train_step
-from core.training.state import load_train_state, save_train_state
+from core.training.state import resume_training, save_train_state
 
 log = logging.getLogger(__name__)
 
@@ -232,26 +231,13 @@ def _save(model: FCN, optimizer, info: ModelInfo, out_dir: Path, iteration: int,
     path = out_dir / MODEL_FILE
     if rank == 0:
         info = replace(info, training={**info.training, "iteration": iteration})
-        saved_info = save_checkpoint(path, model, info)
-        # The training state is written after the weights: a resume pairs them by iteration.
-        save_train_state(out_dir / STATE_FILE, optimizer, iteration,
-                         {"model_id": saved_info.id})
-        info = saved_info
+        # The state (weights included) first: a kill before the checkpoint resumes from it.
+        info = save_train_state(out_dir / STATE_FILE, optimizer, iteration, model=model, info=info)
+        save_checkpoint(path, model, info)
     if world > 1:
         dist.barrier()
     return path, info
 
 
 def _resume(model: FCN, optimizer, out_dir: Path, device) -> tuple[int, ModelInfo]:
-    model_path, state_path = out_dir / MODEL_FILE, out_dir / STATE_FILE
-    if not (model_path.is_file() and state_path.is_file()):
-        raise CheckpointError(f"Nothing to resume in {out_dir}: no {MODEL_FILE} and {STATE_FILE}")
-    saved, info = load_checkpoint(model_path)
-    if saved.config != model.config:
-        raise CheckpointError(f"{model_path} has architecture {saved.config}, not {model.config}")
-    load_state(model, saved.state_dict(), source=str(model_path))
-    model.to(device)
-    meta = load_train_state(state_path, optimizer)
-    if meta.get("extra", {}).get("model_id") not in (None, info.id):
-        raise CheckpointError(f"{state_path} does not belong to {model_path}")
-    return int(meta["iteration"]), info
+    return resume_training(out_dir / STATE_FILE, out_dir / MODEL_FILE, model, optimizer, device)

@@ -18,7 +18,7 @@ from core.checkpoint import (
     read_info,
     save_checkpoint,
 )
-from core.errors import CheckpointError, ClassCountError
+from core.errors import CheckpointError, ClassCountError, WriteError
 from core.models import CAFFE, fcn_vgg16
 
 
@@ -137,7 +137,7 @@ def test_a_failed_save_leaves_the_previous_checkpoint(tmp_path: Path, monkeypatc
         raise OSError("disk full")
 
     monkeypatch.setattr("core.checkpoint.save_file", boom)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(WriteError, match=r"m\.safetensors: disk full"):
         save_checkpoint(path, model, ModelInfo(["a", "b", "c"], model.config, name="new"))
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]
