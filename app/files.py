@@ -14,6 +14,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.data.palette import read_class_names
+from core.errors import FCNStudioError
+from core.fileio import is_regular_file
+
 IMAGE_SUFFIXES: tuple[str, ...] = (
     ".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".dib", ".tif", ".tiff", ".webp", ".jp2",
     ".pbm", ".pgm", ".ppm", ".pxm", ".pnm", ".pfm", ".sr", ".ras", ".exr", ".hdr", ".pic",
@@ -97,15 +101,11 @@ def _class_names_near(folder: Path) -> list[str] | None:
     """Class names from a ``class_names.txt`` in ``folder`` or up to two parents."""
     for cand in (folder, folder.parent, folder.parent.parent):
         f = cand / CLASS_NAMES_FILE
-        if f.is_file():
+        if is_regular_file(f):
             try:
-                lines = f.read_text(encoding="utf-8").splitlines()
-            except (OSError, UnicodeDecodeError):
+                return read_class_names(f)
+            except FCNStudioError:
                 return None
-            names = [ln.strip() for ln in lines if ln.strip()]
-            if names and names[0] == "__ignore__":
-                names = names[1:]
-            return names or None
     return None
 
 

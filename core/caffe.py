@@ -19,6 +19,7 @@ detecting the variant, the class count and the channel width, and checking every
 from __future__ import annotations
 
 import contextlib
+import math
 import mmap
 import os
 import re
@@ -32,8 +33,10 @@ import torch
 from core.checkpoint import ModelInfo
 from core.data.palette import VOC_CLASSES
 from core.errors import CheckpointError, ClassCountError
+from core.fileio import check_regular_file, describe_os_error
 from core.models.fcn import FCN, FINAL_UPSAMPLERS, SKIP_UPSAMPLERS, VGG16_STAGES, FCNConfig
 from core.models.preprocess import CAFFE
+from core.validate import MAX_CLASSES, check_tensors, expected_shapes
 
 # Wire types.
 _VARINT, _I64, _LEN, _SGROUP, _EGROUP, _I32 = 0, 1, 2, 3, 4, 5
@@ -147,15 +150,31 @@ class _Wire:
         raise self.corrupt(pos, f"invalid wire type {wire} (field {number})")
 
     def skip_group(self, number: int, pos: int, end: int) -> int:
-        """Skip a (deprecated) group up to its end tag; return the position after it."""
+        """Skip a (deprecated) group up to its end tag; return the position after it.
+
+        Nested groups are tracked with a stack, not recursion, so a file of thousands of
+        nested groups is an ordinary (fast) parse.
+        """
+        open_groups = [number]
         while pos < end:
             key, p = self.varint(pos, end)
-            if key & 7 == _EGROUP:
-                if key >> 3 != number:
-                    raise self.corrupt(pos, f"end of group {key >> 3} inside group {number}")
-                return p
-            pos = self.field(pos, end)[4]
-        raise self.corrupt(pos, f"unterminated group {number}")
+            wire, inner = key & 7, key >> 3
+            if wire == _EGROUP:
+                if inner != open_groups[-1]:
+                    raise self.corrupt(pos, f"end of group {inner} inside group "
+                                            f"{open_groups[-1]}")
+                open_groups.pop()
+                if not open_groups:
+                    return p
+                pos = p
+            elif wire == _SGROUP:
+                if inner == 0:
+                    raise self.corrupt(pos, "field number 0")
+                open_groups.append(inner)
+                pos = p
+            else:
+                pos = self.field(pos, end)[4]
+        raise self.corrupt(pos, f"unterminated group {open_groups[-1]}")
 
     def string(self, a: int, b: int) -> str:
         """Decode a UTF-8 string payload."""
@@ -252,7 +271,7 @@ def _parse_blob(w: _Wire, a: int, b: int, where: str) -> np.ndarray:
         data = np.zeros(0, dtype=np.float32)
     if shape is None:
         shape = [legacy.get(i, 0) for i in (1, 2, 3, 4)] if legacy else [data.size]
-    if any(d < 0 for d in shape) or int(np.prod(shape, dtype=np.int64)) != data.size:
+    if any(d < 0 for d in shape) or math.prod(shape) != data.size:  # Python ints: no wrap
         raise CheckpointError(
             f"{w.source}: {where} has shape {tuple(shape)} but holds {data.size} values "
             "(truncated or corrupt file)"
@@ -307,11 +326,9 @@ def parse_net(data: bytes | memoryview | mmap.mmap, source: str = "caffemodel") 
 def read_net(path: str | os.PathLike[str]) -> CaffeNet:
     """Read a ``.caffemodel`` file (memory-mapped, so large files are cheap to parse)."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"Caffe model {path} does not exist")
-    if path.stat().st_size == 0:
+    if check_regular_file(path, CheckpointError, "Caffe model").st_size == 0:
         raise CheckpointError(f"{path} is empty: not a Caffe model")
-    with open(path, "rb") as fh:
+    with _open_or_error(path) as fh:
         try:
             mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
         except (OSError, ValueError):  # not mappable (a pipe, some network file systems)
@@ -321,6 +338,16 @@ def read_net(path: str | os.PathLike[str]) -> CaffeNet:
         finally:
             with contextlib.suppress(BufferError):  # a traceback may still hold a view
                 mm.close()
+
+
+@contextlib.contextmanager
+def _open_or_error(path: Path):
+    try:
+        fh = open(path, "rb")
+    except OSError as exc:
+        raise CheckpointError(f"Cannot read Caffe model {path}: {describe_os_error(exc)}") from exc
+    with fh:
+        yield fh
 
 
 def read_caffemodel(path: str | os.PathLike[str]) -> dict[str, list[np.ndarray]]:
@@ -468,6 +495,7 @@ def build_reference_fcn(
         name: the model's name (default: the file's stem).
     """
     file_name = Path(source).name
+    check_tensors(state, source)  # float and finite, before anything is built
     variant = detect_variant(state)
     for key in ("conv1_1.weight", "score_fr.weight"):
         if key not in state:
@@ -479,6 +507,8 @@ def build_reference_fcn(
                 "convolution weight"
             )
     n = int(state["score_fr.weight"].shape[0])
+    if not 1 <= n <= MAX_CLASSES:
+        raise ClassCountError(f"{source}: score_fr has {n} classes; a model has 1..{MAX_CLASSES}")
     width = int(state["conv1_1.weight"].shape[0]) / 64
     if at_once is None:
         at_once = variant == "8s" and bool(_AT_ONCE_NAME.search(file_name))
@@ -503,9 +533,10 @@ def build_reference_fcn(
                          f"{' ...' if len(unexpected) > 8 else ''}")
         raise CheckpointError(f"{source} does not fit an {described}: {'; '.join(parts)}")
 
+    shapes = expected_shapes(config)  # on the meta device: every shape checked first
+    fitted = {k: _fit(k, v, shapes[k], source, n, described) for k, v in state.items()}
     model = FCN(config)
     own = model.state_dict()
-    fitted = {k: _fit(k, v, own[k].shape, source, n, described) for k, v in state.items()}
     with torch.no_grad():
         for key, value in fitted.items():
             own[key].copy_(value)

@@ -228,7 +228,8 @@ def _run_train(args: argparse.Namespace) -> int:
             enter_stage(model, args.stage)
     else:
         cfg = FCNConfig(
-            num_classes=len(names), width=0.25 if args.width is None else args.width, scale_skips=args.at_once,
+            num_classes=len(names), width=0.25 if args.width is None else args.width,
+            scale_skips=args.at_once,
             learn_final_upsampling=config.learn_final_upsampling,
             learn_skip_upsampling=config.learn_skip_upsampling, dropout=args.dropout,
         )

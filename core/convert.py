@@ -197,14 +197,9 @@ def convert(
 
 def read_class_names(path: str | os.PathLike[str]) -> list[str]:
     """Class names from a text file, one per line (blank lines and ``#`` comments skipped)."""
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise FCNStudioError(f"cannot read class names from {path}: {exc}") from exc
-    names = [s.strip() for s in lines if s.strip() and not s.lstrip().startswith("#")]
-    if not names:
-        raise FCNStudioError(f"{path} names no classes")
-    return names
+    from core.data.palette import read_class_names as read_names
+
+    return read_names(path, error=FCNStudioError)
 
 
 # --------------------------------------------------------------------------- CLI

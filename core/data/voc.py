@@ -18,6 +18,7 @@ from core.atomic import atomic_write_text
 from core.data.imageio import check_mask, read_image, read_mask, write_image, write_mask
 from core.data.palette import VOC_CLASSES, VOC_PALETTE, read_class_names, write_class_names
 from core.errors import DatasetError, MaskError
+from core.fileio import is_regular_file
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (
     ".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp",
@@ -79,7 +80,7 @@ def _first_few(items: Sequence[str], n: int = 5) -> str:
 def _class_names_in(*folders: Path) -> list[str] | None:
     for folder in folders:
         f = folder / CLASS_NAMES_FILE
-        if f.is_file():
+        if is_regular_file(f):
             return read_class_names(f)
     return None
 
