@@ -271,7 +271,8 @@ def _parse_blob(w: _Wire, a: int, b: int, where: str) -> np.ndarray:
         data = np.zeros(0, dtype=np.float32)
     if shape is None:
         shape = [legacy.get(i, 0) for i in (1, 2, 3, 4)] if legacy else [data.size]
-    if any(d < 0 for d in shape) or math.prod(shape) != data.size:  # Python ints: no wrap
+    if (any(d < 0 or d > 2**31 for d in shape) or len(shape) > 8
+            or math.prod(shape) != data.size):  # Python ints: no int64 wrap
         raise CheckpointError(
             f"{w.source}: {where} has shape {tuple(shape)} but holds {data.size} values "
             "(truncated or corrupt file)"
