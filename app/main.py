@@ -16,6 +16,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from core.paths import resource_path
+
 EXIT_AFTER_PAINT = "FCN_STUDIO_EXIT_AFTER_PAINT"
 SAMPLES_ENV = "FCN_STUDIO_SAMPLES"
 
@@ -39,13 +41,14 @@ def default_samples() -> Path:
     env = os.environ.get(SAMPLES_ENV)
     if env:
         return Path(env)
-    return Path(__file__).resolve().parent.parent / "resources" / "samples"
+    return resource_path("samples")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the application; returns its exit code."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
     from PySide6.QtCore import QTimer
+    from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication
 
     from app.main_window import MainWindow
@@ -54,6 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     app = QApplication.instance() or QApplication([sys.argv[0]])
     app.setOrganizationName(ORGANIZATION)
     app.setApplicationName(APPLICATION)
+    app.setWindowIcon(QIcon(str(resource_path("icons", "fcn-studio.png"))))
     settings = Settings()
     if args.device:
         settings.device = args.device

@@ -7,6 +7,7 @@ Layout::
     JPEGImages/<id>.<ext>         only for images copied into the project
     SegmentationClass/<id>.png    palette PNG masks (VOC colormap, 255 = void)
     Corrections/<id>.png          1 where the user corrected the mask (for fine-tuning)
+    .journal/<id>.fcnj            strokes since the last save (core.annotation.journal)
 
 Every file is written atomically (a failed write leaves the previous file intact), and
 :meth:`Project.save_mask` is cheap when nothing changed (a hash, no PNG encoding, no
@@ -27,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.annotation.journal import Journal
 from core.atomic import atomic_path, atomic_write_text, clean_stale_temps
 from core.data.imageio import check_mask, image_size, read_image, read_mask, write_mask
 from core.data.palette import VOC_PALETTE, VOID, read_class_names, write_class_names
@@ -362,6 +364,12 @@ class Project:
             self.save()
         self._saved[image_id] = digest
         return True
+
+    def journal(self, image_id: str) -> Journal:
+        """The stroke journal of ``image_id`` (then ``journal.replay(self.load_mask(...))``)."""
+        width, height = image_size(self.image_path(image_id))
+        return Journal.open(self.folder, self.image(image_id).id, (height, width),
+                            num_classes=len(self.class_names))
 
     def corrected_ids(self) -> list[str]:
         """Images whose masks the user corrected."""
