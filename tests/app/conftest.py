@@ -11,7 +11,7 @@ import pytest
 from PySide6.QtWidgets import QWidget
 from pytestqt.qtbot import QtBot
 
-from app.main_window import MainWindow
+from app.shell.main_window import MainWindow
 
 CLASS_NAMES = ["background", "disc", "box", "wire"]
 Screenshot = Callable[[QWidget, str], Path]

@@ -12,7 +12,7 @@ import pytest
 from PySide6.QtCore import QPointF
 from pytestqt.qtbot import QtBot
 
-from app.main_window import MainWindow
+from app.shell.main_window import MainWindow
 from core.data.imageio import read_mask
 from tests.app.conftest import CLASS_NAMES
 from tests.app.test_editing import drag
@@ -175,7 +175,7 @@ def labelme_file(path: Path, image: str, labels: list[str]) -> Path:
 
 
 def test_import_labelme(qtbot: QtBot, editor: MainWindow, own_samples: Path) -> None:
-    from app.labelme_ui import label_map
+    from app.features.editing.labelme_import import label_map
     from core.labelme import import_labelme
 
     good = labelme_file(own_samples / "images" / "sample_01.json", "sample_01.png",

@@ -10,8 +10,8 @@ from PIL import Image
 from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
-from app.batch import BatchDialog, BatchSummary
-from app.main_window import MainWindow
+from app.features.batch import BatchDialog, BatchSummary
+from app.shell.main_window import MainWindow
 from core.data.imageio import read_image, read_mask, write_image
 from tests.app.conftest import Screenshot, make_scene
 

@@ -9,9 +9,9 @@ from PySide6.QtGui import QWheelEvent
 from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
-from app.canvas import ImageCanvas
-from app.render import ImageBuffer, rgb_image
-from app.view_sync import ViewSync
+from app.canvas.canvas import ImageCanvas
+from app.canvas.view_sync import ViewSync
+from app.common.render import ImageBuffer, rgb_image
 
 
 @pytest.fixture

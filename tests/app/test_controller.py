@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from pytestqt.qtbot import QtBot
 
-from app.document import ImageDocument
-from app.inference_controller import InferenceController
-from app.worker import describe_error
+from app.state.document import ImageDocument
+from app.workers.inference_controller import InferenceController
+from app.workers.support import describe_error
 
 
 @pytest.fixture

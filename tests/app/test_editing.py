@@ -12,10 +12,10 @@ from PySide6.QtGui import QWheelEvent
 from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
-from app.editing.cursor import brush_radius
-from app.editing.mask_layer import label_lut
-from app.editing.session import EditSession
-from app.main_window import MainWindow
+from app.features.editing.cursor import brush_radius
+from app.features.editing.mask_layer import label_lut
+from app.features.editing.session import EditSession
+from app.shell.main_window import MainWindow
 from core.annotation import brush_stroke, lasso, polygon_fill
 from tests.app.conftest import Screenshot
 
@@ -340,8 +340,8 @@ def test_start_from_a_mask_file_checks_size_and_classes(
 
 
 def test_legend_and_metrics_follow_the_corrected_mask(qtbot: QtBot, editor: MainWindow) -> None:
-    from app.stats import reference_metrics
-    from app.stats_panel import AGAINST_EDITED, AGAINST_REFERENCE
+    from app.common.stats import reference_metrics
+    from app.panels.stats_panel import AGAINST_EDITED, AGAINST_REFERENCE
 
     legend, stats, state = editor.legend, editor.stats, editor.state
     m = editor.editing.manager

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.files import mask_for, natural_key, scan
+from app.common.files import mask_for, natural_key, scan
 
 
 def _touch(path: Path) -> Path:

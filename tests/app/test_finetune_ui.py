@@ -10,9 +10,9 @@ import pytest
 from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
-from app.main_window import MainWindow
-from app.overlays import CHANGE_COLOR
-from app.render import qimage_to_rgb
+from app.canvas.overlays import CHANGE_COLOR
+from app.common.render import qimage_to_rgb
+from app.shell.main_window import MainWindow
 from tests.app.conftest import Screenshot
 
 

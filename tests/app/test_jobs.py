@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.jobs import JobQueue
+from app.workers.jobs import JobQueue
 
 
 @dataclass

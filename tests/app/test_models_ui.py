@@ -16,10 +16,10 @@ import torch
 from PySide6.QtWidgets import QFileDialog
 from pytestqt.qtbot import QtBot
 
-from app.main_window import MainWindow
-from app.models_ui.checkpoints import import_destination, model_stem, summarize
-from app.render import label_image, qimage_to_rgb
-from app.state import VARIANTS
+from app.common.checkpoints import import_destination, model_stem, summarize
+from app.common.render import label_image, qimage_to_rgb
+from app.shell.main_window import MainWindow
+from app.state.display import VARIANTS
 from core.caffe import expected_keys
 from core.download import PUBLISHED, PublishedModel
 from core.models import FCN, FCNConfig

@@ -7,9 +7,8 @@ import pytest
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QApplication
 
-from app import export
-from app.colormaps import COLORMAPS, argb_table, colormap
-from app.render import (
+from app.common.colormaps import COLORMAPS, argb_table, colormap
+from app.common.render import (
     boolean_image,
     contour_labels,
     contour_thickness,
@@ -20,6 +19,7 @@ from app.render import (
     scalar_image,
     to_index,
 )
+from app.features.export import images as export
 
 
 def _pixel(buf, x: int, y: int) -> tuple[int, int, int, int]:

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.doc_cache import DocumentCache
-from app.document import ImageDocument
-from app.stats import confusion, hover_text, image_stats
+from app.common.stats import confusion, hover_text, image_stats
+from app.state.doc_cache import DocumentCache
+from app.state.document import ImageDocument
 
 
 class _Out:
@@ -86,7 +86,7 @@ def test_document_cache_evicts_least_recent(tmp_path: Path) -> None:
 
 
 def test_mask_scores_follow_edits_exactly() -> None:
-    from app.stats import MaskScores, reference_metrics
+    from app.common.stats import MaskScores, reference_metrics
 
     rng = np.random.default_rng(5)
     n = 6

@@ -10,9 +10,9 @@ from PySide6.QtCore import QPoint, QPointF
 from PySide6.QtGui import QImage
 from pytestqt.qtbot import QtBot
 
-from app.main_window import MainWindow
-from app.render import qimage_to_rgb
-from app.state import VARIANTS
+from app.common.render import qimage_to_rgb
+from app.shell.main_window import MainWindow
+from app.state.display import VARIANTS
 from tests.app.conftest import CLASS_NAMES, Screenshot
 
 
@@ -80,7 +80,7 @@ def test_compare_panes_stay_in_sync(
 def test_contours_only_toggles_every_mask_pane(
     qtbot: QtBot, loaded_window: MainWindow, screenshot: Screenshot
 ) -> None:
-    from app.render import contour_labels
+    from app.common.render import contour_labels
 
     win = loaded_window
     win.tabs.setCurrentWidget(win.compare)
@@ -204,7 +204,7 @@ def test_change_marks_without_a_previous_version_explain_why(
 def test_change_marks_follow_a_new_prediction_of_the_parent(loaded_window: MainWindow) -> None:
     import copy
 
-    from app import overlays
+    from app.canvas import overlays
 
     win = loaded_window
     doc, mid = win.state.document, win.state.model_id

@@ -11,7 +11,7 @@ from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 from pytestqt.qtbot import QtBot
 
-from app.main_window import MainWindow
+from app.shell.main_window import MainWindow
 from tests.app.conftest import CLASS_NAMES, Screenshot, make_checkpoint
 
 
@@ -109,7 +109,7 @@ def test_exports(qtbot: QtBot, loaded_window: MainWindow, tmp_path: Path) -> Non
     assert overlay.shape == doc.image.shape
     win.actions.contours.trigger()  # exported as shown: only the boundaries are colored
     lines = read_image(win.exporter.overlay(tmp_path / "contours.png"))
-    from app.render import contour_labels
+    from app.common.render import contour_labels
 
     untouched = contour_labels(win.state.output("8s").labels) == 255
     assert np.array_equal(lines[untouched], doc.image[untouched])
