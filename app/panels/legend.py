@@ -136,7 +136,7 @@ class LegendView(QTreeWidget):
             item.setSelected(i == cls and self.state.heatmap_source == "class")
 
     def _on_click(self, item: QTreeWidgetItem, _column: int) -> None:
-        self.state.set_heatmap(cls=int(item.data(0, Qt.ItemDataRole.UserRole)))
+        self.state.pick_class(int(item.data(0, Qt.ItemDataRole.UserRole)))
 
 
 def _shares(labels: np.ndarray, num_classes: int) -> list[float]:

@@ -68,29 +68,16 @@ class ModelPanel(QTextBrowser):
     """Shows the current model's metadata."""
 
     def __init__(self, state: ViewerState, parent: QWidget | None = None) -> None:
-        """Subscribe to ``state``."""
+        """Subscribe to ``state``'s model state."""
         super().__init__(parent)
         self.state = state
-        self.path = ""
-        self.device = ""
-        self.runtime = ""
-        self.runtime_notes: tuple[str, ...] = ()
         self.setOpenExternalLinks(False)
-        state.modelChanged.connect(self.refresh)
-        self.refresh()
-
-    def set_source(self, path: str, device: str) -> None:
-        """Record where the model came from and where it runs."""
-        self.path, self.device = path, device
-        self.runtime, self.runtime_notes = "", ()
-        self.refresh()
-
-    def set_runtime(self, runtime: str, notes: tuple[str, ...] = ()) -> None:
-        """Record the inference backend in use and why speed-ups were left out."""
-        self.runtime, self.runtime_notes = runtime, tuple(notes)
+        state.models.changed.connect(self.refresh)
+        state.models.runtimeChanged.connect(self.refresh)
         self.refresh()
 
     def refresh(self, *_args: object) -> None:
-        """Redraw from the state's model info."""
-        self.setHtml(model_html(self.state.model_info, self.path, self.device, self.runtime,
-                                self.runtime_notes))
+        """Redraw from the model state: metadata, checkpoint, device and runtime."""
+        m = self.state.models
+        path = str(m.loaded.path) if m.loaded is not None else ""
+        self.setHtml(model_html(m.info, path, m.device, m.runtime, m.runtime_notes))

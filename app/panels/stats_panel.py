@@ -48,7 +48,7 @@ class StatsPanel(QWidget):
         """Subscribe to ``state``."""
         super().__init__(parent)
         self.state = state
-        self.model_set: ModelSet | None = None
+        self.model_set: ModelSet = state.models.model_set
         self.table = QTableWidget(len(ROWS), len(VARIANTS), self)
         self.table.setHorizontalHeaderLabels(list(VARIANTS))
         self.table.setVerticalHeaderLabels([label for _, label, _ in ROWS])
@@ -85,16 +85,16 @@ class StatsPanel(QWidget):
         layout.addWidget(self.note)
         layout.addStretch(1)
         for signal in (state.documentChanged, state.modelChanged, state.resultChanged,
-                       state.referenceChanged):
+                       state.referenceChanged, self.model_set.changed):
             signal.connect(self.refresh)
+        state.predictionChanged.connect(self._on_prediction)
         self.refresh()
 
-    def set_model_set(self, model_set: ModelSet | None) -> None:
-        """Take each variant column's model from ``model_set`` (None: the current model)."""
-        self.model_set = model_set
-        if model_set is not None:
-            model_set.changed.connect(self.refresh)
-        self.refresh()
+    def _on_prediction(self, model_id: str) -> None:
+        """A prediction of the current image arrived: recount if a column shows that model."""
+        if model_id != self.state.model_id and model_id in {
+                s.model_id for s in pane_sources(self.state, self.model_set).values()}:
+            self.refresh()
 
     def column_label(self, variant: str) -> str:
         """A variant column's header text."""

@@ -1,75 +1,103 @@
-"""The main window's model side: loading checkpoints, devices, running and cancelling."""
+"""InferenceService: the model and inference commands (load, device, run, cancel, auto-run).
+
+The commands the Model menu, the features and the tests call, and the messages they leave
+in the Messages dock. The facts (the model in use, its runtime) are the
+:class:`~app.state.model.ModelState`'s; the work is the
+:class:`~app.workers.inference_controller.InferenceController`'s.
+"""
 
 from __future__ import annotations
 
 import gc
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from PySide6.QtWidgets import QFileDialog
+from PySide6.QtCore import QObject, Signal
 
+from app.services.notifications import NotificationCenter
+from app.services.settings import Settings
+from app.state.display import ViewerState
 from app.state.document import ImageDocument
-from app.workers.inference import LoadedModel
-
-if TYPE_CHECKING:
-    from app.shell.main_window import MainWindow
-
-    _Base = MainWindow
-else:
-    _Base = object
+from app.state.model import LoadedModel, ModelState
+from app.workers.inference_controller import InferenceController
 
 
-class ModelMixin(_Base):
-    """Model, device and inference commands of :class:`~app.shell.main_window.MainWindow`."""
+class InferenceService(QObject):
+    """Model, device and inference commands over the controller and the model state.
 
-    def connect_model_actions(self) -> None:
-        """Wire the Model menu and the controller's signals."""
-        a, ctl = self.actions, self.controller
-        a.open_model.triggered.connect(lambda: self.open_model())
-        a.default_model.triggered.connect(lambda: self.load_model(None))
-        a.run.triggered.connect(self.run_current)
-        a.cancel.triggered.connect(self.cancel)
-        a.autorun.setChecked(self.settings.autorun)
-        a.autorun.toggled.connect(self._on_autorun)
-        a.device_group.triggered.connect(lambda action: self.set_device(action.data()))
-        ctl.modelLoading.connect(self._on_model_loading)
+    Attributes:
+        controller: The inference controller (its signals: progress, results, busy).
+        models: The model state it writes to.
+
+    Signals:
+        runRequested(object): Run was asked for this document (the model set runs its own
+            checkpoints then).
+        cancelRequested(): Cancel was asked for (every segmentation stops).
+        autorunChanged(bool): auto-run on image change was turned on or off.
+    """
+
+    runRequested = Signal(object)
+    cancelRequested = Signal()
+    autorunChanged = Signal(bool)
+
+    def __init__(
+        self,
+        state: ViewerState,
+        settings: Settings,
+        notifications: NotificationCenter,
+        parent: QObject | None = None,
+    ) -> None:
+        """Create the controller (no thread yet) writing to ``state``'s model state."""
+        super().__init__(parent)
+        self.state = state
+        self.models: ModelState = state.models
+        self.settings = settings
+        self.notifications = notifications
+        self.controller = InferenceController(self, self.models)
+        self._autorun = bool(settings.autorun)
+        self._said_runtime: tuple[str, tuple[str, ...]] | None = None
+        ctl, notify = self.controller, notifications.notify
         ctl.modelLoaded.connect(self._on_model_loaded)
-        ctl.modelFailed.connect(self._on_model_failed)
-        ctl.devicesFound.connect(lambda devs: a.set_devices(devs, self.settings.device))
-        ctl.started.connect(self._on_started)
-        ctl.progress.connect(self._on_progress)
+        ctl.modelFailed.connect(lambda message: notify(message, "error"))
         ctl.resultReady.connect(self._on_result)
         ctl.runtimeChanged.connect(self._on_runtime)
-        ctl.deviceProblem.connect(lambda text: self.notifications.notify(text, "warning"))
-        ctl.failed.connect(lambda msg: self.notifications.notify(msg, "error"))
+        ctl.deviceProblem.connect(lambda text: notify(text, "warning"))
+        ctl.failed.connect(lambda msg: notify(msg, "error"))
         ctl.cancelled.connect(self._on_cancelled)
-        ctl.busyChanged.connect(self._on_busy)
 
     # ------------------------------------------------------------------ commands
+    @property
+    def loading(self) -> bool:
+        """Whether a model load is running or queued."""
+        return self.controller.loading
+
+    @property
+    def autorun(self) -> bool:
+        """Whether images are segmented as soon as they are shown (remembered)."""
+        return self._autorun
+
+    def set_autorun(self, on: bool) -> None:
+        """Turn auto-run on or off; turned on, the current image is segmented if needed."""
+        on = bool(on)
+        changed = on != self._autorun
+        self._autorun = on
+        self.settings.autorun = on
+        if changed:
+            self.autorunChanged.emit(on)
+        if on and self.state.document is not None:
+            self.maybe_autorun(self.state.document)
+
     def load_model(self, path: str | os.PathLike[str] | None = None) -> None:
         """Load a checkpoint (None: the default model) on the preferred device."""
-        self.model_path = Path(path) if path is not None else None
-        self.controller.load_model(self.model_path, self.settings.device)
-
-    def open_model(self) -> None:
-        """Ask for a checkpoint and load it."""
-        path, _ = QFileDialog.getOpenFileName(
-            self, "Open Checkpoint", self.settings.last_dir,
-            "FCN Studio checkpoints (*.safetensors);;All files (*)",
-        )
-        if path:
-            self.load_model(path)
+        self.controller.load_model(Path(path) if path is not None else None, self.settings.device)
 
     def set_device(self, device: str) -> None:
         """Switch the device (the model is reloaded there)."""
         self.settings.device = device
-        action = self.actions.device_actions.get(device)
-        if action is not None and not action.isChecked():
-            action.setChecked(True)
-        loaded = self.controller.model
+        loaded = self.models.loaded
         if loaded is not None or self.controller.loading:
-            self.controller.load_model(loaded.path if loaded else self.model_path, device)
+            self.controller.load_model(loaded.path if loaded else self.models.path, device)
 
     def run_current(self) -> bool:
         """Segment the current image; False (with a message) when it cannot."""
@@ -77,87 +105,51 @@ class ModelMixin(_Base):
         if doc is None:
             self.notifications.notify("Open an image first", "warning")
             return False
-        if self.controller.model is None and not self.controller.loading:
+        self.runRequested.emit(doc)
+        if self.models.loaded is None and not self.controller.loading:
             self.notifications.notify("No model is loaded: open a checkpoint", "warning")
             return False
         self.controller.run(doc)
         return True
 
-    def cancel(self) -> None:
-        """Cancel the running segmentation."""
-        if self.controller.cancel():
-            self.statusBar().showMessage("Cancelling…", 3000)
+    def cancel(self) -> bool:
+        """Cancel the running segmentations; True if the current model's was running."""
+        self.cancelRequested.emit()
+        return self.controller.cancel()
 
     def maybe_autorun(self, doc: ImageDocument) -> None:
         """Segment ``doc`` now if auto-run is on and it has no result for this model."""
-        if not self.actions.autorun.isChecked():
+        if not self._autorun:
             return
         ctl = self.controller
-        if ctl.model is None and not ctl.loading:
+        if self.models.loaded is None and not ctl.loading:
             return
-        model_id = ctl.model.model_id if ctl.model is not None else None
+        model_id = self.models.loaded.model_id if self.models.loaded is not None else None
         if doc.prediction(model_id) is None and ctl.running_document() is not doc:
             ctl.run(doc)
 
+    def shutdown(self) -> None:
+        """Cancel everything and stop the inference thread."""
+        self.controller.shutdown()
+
     # ------------------------------------------------------------------ controller events
-    def _on_autorun(self, on: bool) -> None:
-        self.settings.autorun = on
-        if on and self.state.document is not None:
-            self.maybe_autorun(self.state.document)
-
-    def _on_model_loading(self, path: str) -> None:
-        self.model_label.setText("Loading model…")
-        self.statusBar().showMessage(f"Loading model {path or '(default)'}…", 5000)
-
     def _on_model_loaded(self, loaded: LoadedModel) -> None:
         # torch and the model add ~200k long-lived objects; without this, a full garbage
         # collection on the GUI thread scans them all (100+ ms stalls while inference runs)
         gc.freeze()
-        info = loaded.info
-        self.state.set_model(info, loaded.model_id)
-        self.model_panel.set_source(str(loaded.path), loaded.device)
-        name = info.name or loaded.path.stem
-        self.model_label.setText(f"Model: {name} · {len(info.class_names)} classes · "
-                                 f"{loaded.device}")
         self.notifications.notify(f"Loaded model {loaded.path} on {loaded.device}")
         doc = self.state.document
         if doc is not None:
             self.maybe_autorun(doc)
 
-    def _on_model_failed(self, message: str) -> None:
-        self.notifications.notify(message, "error")
-        loaded = self.controller.model
-        if loaded is None:
-            self.model_label.setText("No model")
-        else:
-            self.model_label.setText(f"Model: {loaded.info.name or loaded.path.stem} · "
-                                     f"{loaded.device}")
-        self.docks["messages"].show()
-
-    def _on_started(self, doc: ImageDocument) -> None:
-        self.progress.setRange(0, 0)  # busy until the first fraction arrives
-        self.statusBar().showMessage(f"Segmenting {doc.title}…")
-
-    def _on_progress(self, fraction: float) -> None:
-        if fraction > 0:
-            self.progress.setRange(0, 1000)
-            self.progress.setValue(round(1000 * fraction))
-
-    def _on_result(self, doc: ImageDocument, prediction: Any) -> None:
-        tiled = " in tiles" if prediction.tiled else ""
-        self.statusBar().showMessage(
-            f"Segmented {doc.title} in {prediction.seconds:.2f} s on {prediction.device}{tiled}",
-            8000,
-        )
+    def _on_result(self, _doc: ImageDocument, prediction: Any) -> None:
         for message in prediction.messages:
             self.notifications.notify(message, "warning")
 
     def _on_runtime(self, runtime: str, notes: tuple[str, ...]) -> None:
         """Say which inference backend runs, and why a speed-up was left out (no silent
         fallbacks: the Model dock keeps both)."""
-        self.model_panel.set_runtime(runtime, notes)
-        self.model_label.setToolTip(f"Inference: {runtime}")
-        if (runtime, tuple(notes)) == getattr(self, "_said_runtime", None):
+        if (runtime, tuple(notes)) == self._said_runtime:
             return  # the same as before this model load: said once is enough
         self._said_runtime = (runtime, tuple(notes))
         fell_back = any("eager" in n or "failed" in n for n in notes)
@@ -167,9 +159,3 @@ class ModelMixin(_Base):
     def _on_cancelled(self, doc: ImageDocument | None) -> None:
         title = doc.title if doc is not None else "the image"
         self.notifications.notify(f"Segmentation of {title} cancelled")
-
-    def _on_busy(self, busy: bool) -> None:
-        self.progress.setVisible(busy)
-        self.cancel_button.setVisible(busy and self.controller.running_document() is not None)
-        if busy and self.controller.running_document() is None:
-            self.progress.setRange(0, 0)

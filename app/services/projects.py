@@ -10,6 +10,7 @@ with an error message. Reopening an image loads its saved mask again.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,16 @@ class ProjectManager(QObject):
         self.timer = QTimer(self)
         self.timer.setObjectName("autosave")
         self.timer.setInterval(AUTOSAVE_MS)
+        self._savers: list[Callable[[], bool]] = []
+
+    # ------------------------------------------------------------------ unsaved work
+    def add_saver(self, save: Callable[[], bool]) -> None:
+        """Register what writes unsaved masks (the editor): called by :meth:`save_pending`."""
+        self._savers.append(save)
+
+    def save_pending(self) -> bool:
+        """Write every unsaved mask now (e.g. before training on them); True when all were."""
+        return all([save() for save in self._savers])
 
     # ------------------------------------------------------------------ opening
     @property

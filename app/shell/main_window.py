@@ -1,4 +1,5 @@
-"""MainWindow: assembles the views, docks, actions and the inference controller."""
+"""MainWindow: the window's layout (tabs, docks, status bar), its actions, and the features
+it hosts (each installed with an AppContext and the window's WindowHost)."""
 
 from __future__ import annotations
 
@@ -8,41 +9,37 @@ from pathlib import Path
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
-from PySide6.QtWidgets import (
-    QDockWidget,
-    QFileDialog,
-    QLabel,
-    QMainWindow,
-    QMessageBox,
-    QProgressBar,
-    QPushButton,
-    QTabWidget,
-    QWidget,
-)
+from PySide6.QtWidgets import QFileDialog, QMainWindow, QMessageBox, QTabWidget, QWidget
 
 from app.canvas.canvas import ImageCanvas
+from app.common.files import IMAGE_SUFFIXES
 from app.common.stats import hover_text
 from app.features.batch import install_batch
 from app.features.editing import install_editing
-from app.features.export.install import Exporter
+from app.features.export.install import install_export
 from app.features.finetune.install import install_finetune
-from app.features.models.install import ModelsUI
+from app.features.host import AppContext
+from app.features.models.install import install_models
 from app.panels.file_list import FileList
 from app.panels.legend import LegendView
 from app.panels.messages import NotificationPanel
 from app.panels.model_panel import ModelPanel
 from app.panels.stats_panel import StatsPanel
-from app.services.inference import ModelMixin
+from app.services.inference import InferenceService
 from app.services.notifications import NotificationCenter
+from app.services.projects import ProjectManager
 from app.services.settings import Settings
 from app.shell.actions import Actions
+from app.shell.host import ShellHost
 from app.shell.shortcuts import install_shortcuts_help
+from app.shell.status_bar import StatusBar
 from app.state.display import ViewerState
+from app.state.document import ImageDocument
+from app.state.model import LoadedModel, ModelState
 from app.state.navigator import Navigator
 from app.views.compare import CompareView
 from app.views.heatmap import HeatmapView
 from app.views.viewer import ViewerView
-from app.workers.inference_controller import InferenceController
 
 CHECKPOINT_SUFFIXES = (".safetensors",)
 
@@ -53,8 +50,10 @@ def _short(text: str, limit: int = 110) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
-class MainWindow(ModelMixin, QMainWindow):
-    """The FCN Studio window. Heavy work (torch, the model) starts after the first paint.
+class MainWindow(QMainWindow):
+    """The FCN Studio window: layout, actions and the status bar; the features plug in.
+
+    Heavy work (torch, the model) starts after the first paint.
 
     Signals:
         firstPainted(): the window has been painted once.
@@ -70,11 +69,13 @@ class MainWindow(ModelMixin, QMainWindow):
         self.resize(1400, 900)
         self.settings = settings or Settings()
         self.notifications = NotificationCenter(self)
-        self.state = ViewerState(self)
+        self.models = ModelState(self)
+        self.state = ViewerState(self, self.models)
         self.navigator = Navigator(parent=self)
-        self.controller = InferenceController(self)
+        self.inference = InferenceService(self.state, self.settings, self.notifications, self)
+        self.controller = self.inference.controller
+        self.projects = ProjectManager(self.settings, self.notifications, self)
         self.actions = Actions(self)
-        self.exporter = Exporter(self, self.state, self.notifications, self.settings)
         self.viewer = ViewerView(self.state)
         self.compare = CompareView(self.state)
         self.heatmaps = HeatmapView(self.state)
@@ -89,70 +90,42 @@ class MainWindow(ModelMixin, QMainWindow):
         self.stats = StatsPanel(self.state)
         self.model_panel = ModelPanel(self.state)
         self.messages = NotificationPanel(self.notifications)
-        self.docks: dict[str, QDockWidget] = {}
+        self.status = StatusBar(self)
+        self.host = ShellHost(self, self.actions, self.status)
+        self.docks = self.host.docks
         left, right = Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea
-        self._dock("files", "Files", self.file_list, left)
-        self._dock("legend", "Classes", self.legend, right)
-        self._dock("stats", "Statistics", self.stats, right)
-        self._dock("model", "Model", self.model_panel, right)
-        self._dock("messages", "Messages", self.messages, Qt.DockWidgetArea.BottomDockWidgetArea)
-        self.tabifyDockWidget(self.docks["stats"], self.docks["model"])
-        self.docks["stats"].raise_()
+        self.host.add_dock("files", "Files", self.file_list, left)
+        self.host.add_dock("legend", "Classes", self.legend, right)
+        self.host.add_dock("stats", "Statistics", self.stats, right)
+        self.host.add_dock("model", "Model", self.model_panel, right, tabify_with="stats")
+        self.host.add_dock("messages", "Messages", self.messages,
+                           Qt.DockWidgetArea.BottomDockWidgetArea)
         self.resizeDocks([self.docks["files"], self.docks["legend"]], [220, 330],
                          Qt.Orientation.Horizontal)
         self.resizeDocks([self.docks["messages"]], [90], Qt.Orientation.Vertical)
-        self._build_status_bar()
         self._connect()
-        self.editing = install_editing(self)  # before _restore_layout: its dock
-        self.finetune = install_finetune(self)
-        self.models_ui = ModelsUI(self)
-        self.batch = install_batch(self)
+        self._connect_model()
+        context = AppContext(self.settings, self.notifications, self.state, self.models,
+                             self.navigator, self.inference, self.projects, self.viewer.canvas)
+        self.editing = install_editing(context, self.host)
+        self.finetune = install_finetune(context, self.host)
+        self.models_ui = install_models(context, self.host)
+        self.batch = install_batch(context, self.host)
+        self.exporter = install_export(context, self.host)
         # room for about eight classes in the legend (it scrolls beyond that)
         self.legend.setMinimumHeight(8 * self.legend.fontMetrics().height() + 60)
         self._painted = False
         self._pending: tuple | None = None
-        self.model_path: Path | None = None
         self.setAcceptDrops(True)
         self.installEventFilter(self)
         self._restore_layout()
 
     # ------------------------------------------------------------------ construction
-    def _dock(self, key: str, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> None:
-        dock = QDockWidget(title, self)
-        dock.setObjectName(f"dock-{key}")
-        dock.setWidget(widget)
-        self.addDockWidget(area, dock)
-        self.actions.panels_menu.addAction(dock.toggleViewAction())
-        self.docks[key] = dock
-
-    def _build_status_bar(self) -> None:
-        bar = self.statusBar()
-        self.hover_label = QLabel("", self)
-        self.hover_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.model_label = QLabel("No model", self)
-        self.model_label.setContentsMargins(12, 0, 4, 0)
-        self.progress = QProgressBar(self)
-        self.progress.setFixedWidth(160)
-        self.progress.setRange(0, 1000)
-        self.progress.setTextVisible(False)
-        self.cancel_button = QPushButton("Cancel", self)
-        self.cancel_button.clicked.connect(self.cancel)
-        bar.addWidget(self.hover_label, 1)
-        bar.addPermanentWidget(self.model_label)
-        bar.addPermanentWidget(self.progress)
-        bar.addPermanentWidget(self.cancel_button)
-        self.progress.hide()
-        self.cancel_button.hide()
-
     def _connect(self) -> None:
         a, st, nav = self.actions, self.state, self.navigator
         a.open_files.triggered.connect(lambda: self.open_files())
         a.open_folder.triggered.connect(lambda: self.open_folder())
         a.load_reference.triggered.connect(lambda: self.load_reference())
-        a.export_mask.triggered.connect(lambda: self.exporter.mask())
-        a.export_overlay.triggered.connect(lambda: self.exporter.overlay())
-        a.export_heatmap.triggered.connect(lambda: self.exporter.heatmap())
-        a.export_grid.triggered.connect(lambda: self.exporter.grid())
         a.quit.triggered.connect(self.close)
         a.next_image.triggered.connect(nav.next)
         a.prev_image.triggered.connect(nav.previous)
@@ -183,12 +156,33 @@ class MainWindow(ModelMixin, QMainWindow):
         nav.currentChanged.connect(self._update_nav_actions)
         for canvas in self.all_canvases():
             canvas.hovered.connect(self._on_hover)
-        self.connect_model_actions()
         self.notifications.posted.connect(
             lambda note: self.statusBar().showMessage(_short(note.text), 8000)
         )
         self._update_recent_menu()
         self._update_nav_actions()
+
+    def _connect_model(self) -> None:
+        """The Model menu's commands (Run and Cancel: here only) and the model's displays."""
+        a, svc, ctl, m = self.actions, self.inference, self.controller, self.models
+        a.open_model.triggered.connect(lambda: self.open_model())
+        a.default_model.triggered.connect(lambda: self.load_model(None))
+        a.run.triggered.connect(self.run_current)
+        a.cancel.triggered.connect(self.cancel)
+        a.autorun.setChecked(svc.autorun)
+        a.autorun.toggled.connect(svc.set_autorun)
+        svc.autorunChanged.connect(a.autorun.setChecked)
+        a.device_group.triggered.connect(lambda action: self.set_device(action.data()))
+        ctl.devicesFound.connect(lambda devs: a.set_devices(devs, self.settings.device))
+        m.loading.connect(self._on_model_loading)
+        m.changed.connect(self._show_model)
+        m.failed.connect(self._on_model_failed)
+        m.runtimeChanged.connect(
+            lambda runtime, _notes: self.status.model_label.setToolTip(f"Inference: {runtime}"))
+        ctl.busyChanged.connect(self._on_busy)
+        ctl.started.connect(self._on_started)
+        ctl.progress.connect(lambda f: f > 0 and self.status.update_fraction("inference", f))
+        ctl.resultReady.connect(self._on_result)
 
     # ------------------------------------------------------------------ startup
     def start(
@@ -241,8 +235,7 @@ class MainWindow(ModelMixin, QMainWindow):
         """Ask for image files and open them."""
         files, _ = QFileDialog.getOpenFileNames(
             self, "Open Images", self.settings.last_dir,
-            "Images (*.png *.jpg *.jpeg *.bmp *.tif *.tiff *.webp *.jp2 *.pgm *.ppm *.exr "
-            "*.hdr *.gif);;All files (*)",
+            "Images (" + " ".join(f"*{s}" for s in IMAGE_SUFFIXES) + ");;All files (*)",
         )
         if files:
             self.settings.last_dir = str(Path(files[0]).parent)
@@ -309,14 +302,84 @@ class MainWindow(ModelMixin, QMainWindow):
         entry = self.navigator.current
         title = doc.title if doc is not None else (entry.name if entry else "")
         self.setWindowTitle(f"{title}[*] — FCN Studio" if title else "FCN Studio[*]")
-        self.hover_label.setText("")
+        self.status.hover_label.setText("")
         if doc is not None:
-            self.maybe_autorun(doc)
+            self.inference.maybe_autorun(doc)
 
     def _on_problem(self, level: str, text: str) -> None:
         self.notifications.notify(text, level)
         if level == "error":
             self.viewer.show_message(text)
+
+    # ------------------------------------------------------------------ model commands
+    def load_model(self, path: str | os.PathLike[str] | None = None) -> None:
+        """Load a checkpoint (None: the default model) on the preferred device."""
+        self.inference.load_model(path)
+
+    def open_model(self) -> None:
+        """Ask for a checkpoint and load it."""
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open Checkpoint", self.settings.last_dir,
+            "FCN Studio checkpoints (*.safetensors);;All files (*)",
+        )
+        if path:
+            self.load_model(path)
+
+    def set_device(self, device: str) -> None:
+        """Switch the device (the model is reloaded there)."""
+        action = self.actions.device_actions.get(device)
+        if action is not None and not action.isChecked():
+            action.setChecked(True)
+        self.inference.set_device(device)
+
+    def run_current(self) -> bool:
+        """Segment the current image (and the model set's panes); False when it cannot."""
+        return self.inference.run_current()
+
+    def cancel(self) -> None:
+        """Cancel the running segmentations."""
+        if self.inference.cancel():
+            self.statusBar().showMessage("Cancelling…", 3000)
+
+    def _on_model_loading(self, path: str) -> None:
+        self.status.model_label.setText("Loading model…")
+        self.statusBar().showMessage(f"Loading model {path or '(default)'}…", 5000)
+
+    def _show_model(self, loaded: LoadedModel | None = None) -> None:
+        loaded = self.models.loaded
+        if loaded is None:
+            self.status.model_label.setText("No model")
+            return
+        name = loaded.info.name or loaded.path.stem
+        self.status.model_label.setText(
+            f"Model: {name} · {len(loaded.info.class_names)} classes · {loaded.device}")
+
+    def _on_model_failed(self, _message: str) -> None:
+        loaded = self.models.loaded
+        if loaded is None:
+            self.status.model_label.setText("No model")
+        else:
+            self.status.model_label.setText(f"Model: {loaded.info.name or loaded.path.stem} · "
+                                            f"{loaded.device}")
+        self.docks["messages"].show()
+
+    def _on_busy(self, busy: bool) -> None:
+        if not busy:
+            self.status.hide_progress("inference")
+            return
+        predicting = self.controller.running_document() is not None
+        self.status.show_progress("inference", "", -1.0, self.cancel if predicting else None)
+
+    def _on_started(self, doc: ImageDocument) -> None:
+        self.status.update_fraction("inference", -1.0)  # busy until the first fraction
+        self.statusBar().showMessage(f"Segmenting {doc.title}…")
+
+    def _on_result(self, doc: ImageDocument, prediction: object) -> None:
+        tiled = " in tiles" if getattr(prediction, "tiled", False) else ""
+        self.statusBar().showMessage(
+            f"Segmented {doc.title} in {prediction.seconds:.2f} s on {prediction.device}{tiled}",
+            8000,
+        )
 
     # ------------------------------------------------------------------ view helpers
     def all_canvases(self) -> list[ImageCanvas]:
@@ -333,9 +396,9 @@ class MainWindow(ModelMixin, QMainWindow):
     def _on_hover(self, x: int, y: int) -> None:
         doc, st = self.state.document, self.state
         if doc is None or x < 0:
-            self.hover_label.setText("")
+            self.status.hover_label.setText("")
             return
-        self.hover_label.setText(
+        self.status.hover_label.setText(
             hover_text(doc.image, x, y, st.prediction(), st.class_names(), doc.reference)
         )
 
@@ -364,14 +427,13 @@ class MainWindow(ModelMixin, QMainWindow):
             event.acceptProposedAction()
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        """Save the masks (or ask, when a save failed), stop the worker thread, close."""
-        if not self.editing.confirm_close():
+        """Ask the features (the editor saves its masks), stop every thread, close."""
+        if not all(guard() for guard in self.host.close_guards):
             event.ignore()
             return
         self.settings.set("window/geometry", self.saveGeometry())
         self.settings.set("window/state", self.saveState())
-        self.controller.shutdown()
-        self.models_ui.shutdown()
-        self.finetune.shutdown()
-        self.batch.shutdown()  # files written so far stay complete
+        self.inference.shutdown()
+        for stop in self.host.shutdowns:
+            stop()  # files written so far stay complete
         super().closeEvent(event)

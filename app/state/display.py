@@ -9,16 +9,23 @@ from PySide6.QtCore import QObject, Signal
 
 from app.common.variants import BACKGROUND_NAMES, REFERENCE, VARIANTS
 from app.state.document import ImageDocument
+from app.state.model import ModelState
 
 __all__ = ["BACKGROUND_NAMES", "REFERENCE", "VARIANTS", "ViewerState"]
 
 class ViewerState(QObject):
     """The app's display state. Qt-free apart from signals; no widget touches another.
 
+    The model facts are :attr:`models`' (a :class:`ModelState`); ``model_info`` and
+    ``model_id`` read them.
+
     Signals:
         documentChanged(object): the current document (or None).
         modelChanged(object): the current ModelInfo (or None).
         resultChanged(): the current document got a prediction of the current model.
+        predictionChanged(str): the current document got a prediction of that model id (any
+            model: the compare panes and statistics columns of a model set filter for theirs).
+        classPicked(int): a class was clicked in the legend.
         referenceChanged(): the current document's reference mask changed.
         overlayChanged(): overlay source, visibility, opacity or style changed.
         heatmapChanged(): heatmap class, source, variant or mode changed.
@@ -33,6 +40,8 @@ class ViewerState(QObject):
     documentChanged = Signal(object)
     modelChanged = Signal(object)
     resultChanged = Signal()
+    predictionChanged = Signal(str)
+    classPicked = Signal(int)
     referenceChanged = Signal()
     overlayChanged = Signal()
     heatmapChanged = Signal()
@@ -40,12 +49,11 @@ class ViewerState(QObject):
     changesChanged = Signal(bool)
     editedMaskChanged = Signal()
 
-    def __init__(self, parent: QObject | None = None) -> None:
-        """Start with no document and no model."""
+    def __init__(self, parent: QObject | None = None, models: ModelState | None = None) -> None:
+        """Start with no document; follow ``models`` (default: a model state of its own)."""
         super().__init__(parent)
+        self.models = models if models is not None else ModelState(self)
         self.document: ImageDocument | None = None
-        self.model_info: Any | None = None
-        self.model_id: str | None = None
         self.overlay_source: str = "8s"
         self.overlay_visible: bool = True
         self.overlay_opacity: float = 0.55
@@ -60,6 +68,7 @@ class ViewerState(QObject):
         self.edited_mask: np.ndarray | None = None
         self.edited_source: str = ""
         self.edited_shown: bool = False
+        self.models.changed.connect(self._on_model)
 
     # ------------------------------------------------------------------ document and model
     def set_document(self, doc: ImageDocument | None) -> None:
@@ -78,10 +87,22 @@ class ViewerState(QObject):
             doc.referenceChanged.connect(self.referenceChanged)
         self.documentChanged.emit(doc)
 
+    @property
+    def model_info(self) -> Any | None:
+        """The current model's metadata (the model state's)."""
+        return self.models.info
+
+    @property
+    def model_id(self) -> str | None:
+        """The id the current model's predictions are stored under (the model state's)."""
+        return self.models.model_id
+
     def set_model(self, info: Any | None, model_id: str | None) -> None:
         """Set the current model's metadata and the id its predictions are stored under."""
-        self.model_info = info
-        self.model_id = model_id
+        self.models.set_info(info, model_id)
+
+    def _on_model(self, _loaded: object) -> None:
+        info = self.models.info
         names = list(info.class_names) if info is not None else []
         n = len(names)
         if n and not 0 <= self.heatmap_class < n:
@@ -94,6 +115,12 @@ class ViewerState(QObject):
     def _on_prediction(self, model_id: str) -> None:
         if model_id == self.model_id:
             self.resultChanged.emit()
+        self.predictionChanged.emit(model_id)
+
+    def pick_class(self, cls: int) -> None:
+        """A class was clicked (the legend): the heatmap shows it; the editor may paint it."""
+        self.set_heatmap(cls=cls)
+        self.classPicked.emit(int(cls))
 
     def prediction(self) -> Any | None:
         """The current document's prediction by the current model, or None."""
@@ -107,11 +134,11 @@ class ViewerState(QObject):
 
     def class_names(self) -> list[str]:
         """The current model's class names (empty without a model)."""
-        return list(self.model_info.class_names) if self.model_info is not None else []
+        return self.models.class_names()
 
     def colors(self) -> list[tuple[int, int, int]]:
         """The current model's class colors (empty without a model)."""
-        return [tuple(c) for c in self.model_info.colors] if self.model_info is not None else []
+        return self.models.colors()
 
     # ------------------------------------------------------------------ display settings
     def set_overlay(

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal
 
 from app.common.checkpoints import CheckpointSummary, HeaderError, summarize
-from app.state.display import BACKGROUND_NAMES, VARIANTS, ViewerState
+from app.common.variants import BACKGROUND_NAMES, VARIANTS
+
+if TYPE_CHECKING:
+    from app.state.display import ViewerState
 
 Color = tuple[int, int, int]
 

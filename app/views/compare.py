@@ -75,7 +75,7 @@ class CompareView(LazyView):
         """Subscribe to ``state``."""
         super().__init__(parent)
         self.state = state
-        self.model_set: ModelSet | None = None
+        self.model_set: ModelSet = state.models.model_set
         self.panes: dict[str, ComparePane] = {}
         grid = QGridLayout(self)
         grid.setContentsMargins(0, 0, 0, 0)
@@ -86,15 +86,15 @@ class CompareView(LazyView):
             grid.addWidget(pane, i // 3, i % 3)
         self.sync = ViewSync([p.canvas for p in self.panes.values()], self)
         for signal in (state.documentChanged, state.modelChanged, state.resultChanged,
-                       state.referenceChanged, state.overlayChanged, state.changesChanged):
+                       state.referenceChanged, state.overlayChanged, state.changesChanged,
+                       self.model_set.changed):
             signal.connect(self.invalidate)
+        state.predictionChanged.connect(self._on_prediction)
 
-    def set_model_set(self, model_set: ModelSet | None) -> None:
-        """Take the variant panes' models from ``model_set`` (None: the current model)."""
-        self.model_set = model_set
-        if model_set is not None:
-            model_set.changed.connect(self.invalidate)
-        self.invalidate()
+    def _on_prediction(self, model_id: str) -> None:
+        """A prediction of the current image arrived: redraw if a pane shows that model."""
+        if model_id in {s.model_id for s in pane_sources(self.state, self.model_set).values()}:
+            self.invalidate()
 
     @property
     def canvases(self) -> list[ImageCanvas]:

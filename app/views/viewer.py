@@ -40,6 +40,9 @@ class ViewerView(LazyView):
                        state.overlayChanged, state.disagreementChanged,
                        state.changesChanged):
             signal.connect(self.invalidate)
+        # the overlay layer's visibility is set here only (the editor's mask replaces it)
+        state.overlayChanged.connect(self._show_overlay_layer)
+        state.editedMaskChanged.connect(self._show_overlay_layer)
 
     def show_message(self, text: str) -> None:
         """Show ``text`` instead of the canvas (e.g. why a file could not be shown)."""
@@ -78,14 +81,17 @@ class ViewerView(LazyView):
                 st.overlay_contours,
             )
         self.canvas.set_overlay(overlay, st.mask_opacity)
-        # while a mask is being edited, its layer (the editing feature) replaces the overlay
-        editing = bool(getattr(self.canvas.layer("mask"), "active", False))
-        self.canvas.overlay_layer.setVisible(st.overlay_visible and not editing)
+        self._show_overlay_layer()
         marks = overlays.disagreement_overlay(doc, st.model_id) if st.show_disagreement else None
         if st.show_changes:
             marks = self._change_marks(marks)
         self.caption.setVisible(st.show_changes)
         self.marks_layer.set_buffer(marks)
+
+    def _show_overlay_layer(self) -> None:
+        """Show the prediction overlay unless it is off or the edited mask replaces it."""
+        st = self.state
+        self.canvas.overlay_layer.setVisible(st.overlay_visible and not st.edited_shown)
 
     def _change_marks(self, fallback: object) -> object:
         """The change marks (they replace the disagreement marks) and their caption."""

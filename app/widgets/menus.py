@@ -6,12 +6,17 @@ from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMainWindow, QMenu
 
 
-def find_menu(window: QMainWindow, title: str) -> QMenu | None:
-    """The menu-bar menu whose text (without '&') is ``title``."""
-    for action in window.menuBar().actions():
-        if action.text().replace("&", "") == title and action.menu() is not None:
-            return action.menu()
-    return None
+def find_menu(window: QMainWindow, path: str) -> QMenu | None:
+    """The menu whose titles (without '&') are ``path``: "Model", or "Model/Library"."""
+    actions = window.menuBar().actions()
+    menu: QMenu | None = None
+    for title in path.split("/"):
+        menu = next((a.menu() for a in actions
+                     if a.text().replace("&", "") == title and a.menu() is not None), None)
+        if menu is None:
+            return None
+        actions = menu.actions()
+    return menu
 
 
 def add_after(anchor: QAction, action: QAction, fallback: QMenu | None) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, Signal, Slot
 
+from app.state.model import LoadedModel
 from app.workers.support import (
     describe_error,
     lower_thread_priority,
@@ -37,16 +38,6 @@ class PredictResult:
     stats: Any
     runtime: str = ""
     runtime_notes: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class LoadedModel:
-    """What the GUI needs to know about the model the worker holds."""
-
-    info: Any
-    device: str
-    path: Path
-    model_id: str
 
 
 class InferenceWorker(QObject):

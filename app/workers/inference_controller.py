@@ -11,7 +11,8 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from app.state.document import ImageDocument
-from app.workers.inference import InferenceWorker, LoadedModel, PredictResult
+from app.state.model import LoadedModel, ModelState
+from app.workers.inference import InferenceWorker, PredictResult
 from app.workers.jobs import JobQueue
 from app.workers.worker_thread import WorkerThread
 
@@ -35,7 +36,9 @@ class InferenceController(QObject):
     """Queues model loads and predictions; one runs at a time in a worker thread.
 
     A new prediction request replaces a pending one and cancels a running one, so the
-    result that arrives is always for the image the user asked for last.
+    result that arrives is always for the image the user asked for last. What it learns
+    about the model (loaded, failed, its runtime) it writes to :attr:`models`, the
+    :class:`~app.state.model.ModelState` that owns those facts.
 
     Signals:
         modelLoading(str): loading started (the checkpoint path, '' for the default).
@@ -69,10 +72,10 @@ class InferenceController(QObject):
     _doLoad = Signal(int, object, str)
     _doPredict = Signal(int, object, object, object)
 
-    def __init__(self, parent: QObject | None = None) -> None:
-        """Create no thread until the first job."""
+    def __init__(self, parent: QObject | None = None, models: ModelState | None = None) -> None:
+        """Create no thread until the first job; write to ``models`` (default: its own)."""
         super().__init__(parent)
-        self.model: LoadedModel | None = None
+        self.models = models if models is not None else ModelState(self)
         self._thread = WorkerThread(
             self, "fcn-inference", InferenceWorker,
             inbound={"load_model": self._doLoad, "predict": self._doPredict},
@@ -82,10 +85,19 @@ class InferenceController(QObject):
                       "deviceProblem": self.deviceProblem},
         )
         self._jobs: JobQueue[Job] = JobQueue()
-        self.runtime: tuple[str, tuple[str, ...]] = ("", ())
         self._next_id = 0
 
     # ------------------------------------------------------------------ public API
+    @property
+    def model(self) -> LoadedModel | None:
+        """The loaded model (the model state's)."""
+        return self.models.loaded
+
+    @property
+    def runtime(self) -> tuple[str, tuple[str, ...]]:
+        """The inference backend of the last prediction and its notes (the model state's)."""
+        return self.models.runtime, self.models.runtime_notes
+
     @property
     def busy(self) -> bool:
         """Whether a job is running."""
@@ -107,6 +119,7 @@ class InferenceController(QObject):
         self._cancel_running("predict")
         job = self._job("load", path=Path(path) if path is not None else None, device=device)
         self._jobs.add(job, first=True)
+        self.models.set_loading(path)
         self.modelLoading.emit(str(path or ""))
         self._pump()
 
@@ -175,8 +188,7 @@ class InferenceController(QObject):
             return
         if job.kind == "load":
             assert isinstance(result, LoadedModel)
-            self.model = result
-            self.runtime = ("", ())  # known after the new model's first prediction
+            self.models.set_loaded(result)  # its runtime is known after its first prediction
             self.modelLoaded.emit(result)
         elif self.model is not None and job.doc is not None:
             assert isinstance(result, PredictResult)
@@ -184,10 +196,8 @@ class InferenceController(QObject):
             fresh = job.doc.reference is job.reference  # else the stats are recomputed
             derived = {("stats", model_id): result.stats} if fresh else {}
             job.doc.set_prediction(model_id, result.prediction, derived)
-            runtime = (result.runtime, result.runtime_notes)
-            if result.runtime and runtime != self.runtime:
-                self.runtime = runtime
-                self.runtimeChanged.emit(*runtime)
+            if self.models.set_runtime(result.runtime, result.runtime_notes):
+                self.runtimeChanged.emit(result.runtime, tuple(result.runtime_notes))
             self.resultReady.emit(job.doc, result.prediction)
         self._done()
 
@@ -198,6 +208,7 @@ class InferenceController(QObject):
         if job.kind == "load":
             if self.model is None:  # queued predictions cannot run: the message says why
                 self._jobs.drop(_is_predict)
+            self.models.set_failed(message)
             self.modelFailed.emit(message)
         else:
             self.failed.emit(message)

@@ -67,7 +67,7 @@ def test_batch_writes_what_the_core_predicts(
     assert dialog.overall_bar.text() == "3 / 3 images"
     note = win.notifications.last()
     assert "3 written, 0 skipped (already done), 0 failed" in note.text and note.level == "info"
-    assert not win.batch.status.isVisible()  # the status-bar progress is gone once done
+    assert not win.status.is_shown("batch")  # the status-bar progress is gone once done
     assert sorted(p.name for p in out.iterdir()) == [f"{p.stem}_8s.png" for p in images]
 
     from core.cli import main as cli
@@ -208,8 +208,8 @@ def test_a_refused_close_leaves_the_batch_running(
     worker = win.batch.runner.worker_thread.ensure()
     worker.progress.connect(lambda *a: go.wait(5), Qt.ConnectionType.DirectConnection)
     assert win.batch.start(_dialog(win, tmp_path / "out").options())
-    qtbot.waitUntil(lambda: win.batch.status.isVisible(), timeout=10000)
-    assert win.batch.status.text() == "Batch: 0 / 3"  # progress while the dialog is closed
+    qtbot.waitUntil(lambda: win.status.is_shown("batch"), timeout=10000)
+    assert win.status.text("batch") == "Batch: 0 / 3"  # progress while the dialog is closed
     assert "Batch:" not in win.statusBar().currentMessage()  # a label, not status messages
     win.editing.confirm_close = lambda: False  # "Cancel" at the unsaved-masks prompt
     win.close()

@@ -56,10 +56,10 @@ def test_importing_a_caffemodel_from_the_menu_loads_it(
     assert model.path == cache / "fcn16s-heavy-pascal.safetensors"
     assert model.info.name == "fcn16s-heavy-pascal" and model.info.num_classes == 21
     assert model.info.training["variant"] == "16s"
-    assert window.model_label.text().startswith("Model: fcn16s-heavy-pascal · 21 classes")
+    assert window.status.model_label.text().startswith("Model: fcn16s-heavy-pascal · 21 classes")
     assert any("Imported" in n.text and "FCN-16s" in n.text
                for n in window.notifications.messages)
-    assert not window.models_ui.status_label.isVisible()
+    assert not window.status.is_shown("task")
     # it is in the model library (Model > Library)
     window.models_ui._fill_library_menu()
     texts = [a.text() for a in window.actions.library_menu.actions()]

@@ -21,11 +21,11 @@ def test_window_shows_loading_then_the_first_result(
 ) -> None:
     with qtbot.waitSignal(window.controller.modelLoading, timeout=5000):
         window.start([samples])
-    assert window.model_label.text() == "Loading model…"
+    assert window.status.model_label.text() == "Loading model…"
     assert window.file_list.count() == 3
     with qtbot.waitSignal(window.controller.resultReady, timeout=60000):
         pass
-    assert window.model_label.text().startswith("Model: tiny test model")
+    assert window.status.model_label.text().startswith("Model: tiny test model")
     assert window.state.document.title == "sample_00.png"
 
 
@@ -147,7 +147,7 @@ def test_hover_reads_out_class_and_probability_per_variant(
     center = canvas.mapFromScene(QPointF(20.5, 20.5))
     qtbot.mouseMove(canvas.viewport(), center)
     qtbot.mouseMove(canvas.viewport(), center + QPoint(1, 0))
-    text = loaded_window.hover_label.text()
+    text = loaded_window.status.hover_label.text()
     assert "x " in text and "32s:" in text and "16s:" in text and "8s:" in text
     assert "reference:" in text
 
@@ -162,12 +162,12 @@ def test_cancel_stops_a_running_segmentation(
     win = loaded_window
     with qtbot.waitSignal(win.controller.progress, timeout=60000):
         win.open_paths([big])
-    assert win.controller.busy and win.cancel_button.isVisible()
+    assert win.controller.busy and win.status.cancel_button.isVisible()
     with qtbot.waitSignal(win.controller.cancelled, timeout=30000):
         win.actions.cancel.trigger()
     assert win.state.prediction() is None
     assert "cancelled" in win.notifications.last().text
-    qtbot.waitUntil(lambda: not win.progress.isVisible())
+    qtbot.waitUntil(lambda: not win.status.bar.isVisible())
     # the app goes on: another image still segments
     small = tmp_path / "small.png"
     write_image(small, np.full((64, 80, 3), 90, np.uint8))

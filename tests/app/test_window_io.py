@@ -67,7 +67,7 @@ def test_bad_model_is_reported_and_the_old_one_stays(
     assert note is not None and "Could not load the model" in note.text
     assert "bad.safetensors" in note.text
     assert win.controller.model is not None
-    assert win.model_label.text().startswith("Model: tiny test model")
+    assert win.status.model_label.text().startswith("Model: tiny test model")
 
 
 def test_loading_another_model_keeps_results_per_model(

@@ -1,22 +1,18 @@
-"""BatchUi: Model > Segment All Images… in the main window (action, dialog, messages)."""
+"""BatchUi: Model > Segment All Images… as a feature (action, dialog, progress, messages)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QLabel
 
 from app.common.variants import VARIANTS
 from app.features.batch.dialog import BatchDialog, BatchOptions
-from app.widgets.menus import add_after, find_menu
+from app.features.host import AppContext, WindowHost
+from app.widgets.menus import add_after
 from app.workers.batch import BatchRequest, BatchSummary
 from app.workers.batch_runner import BatchRunner
-
-if TYPE_CHECKING:
-    from app.shell.main_window import MainWindow
 
 DEFAULT_FOLDER = "fcn-predictions"
 """The default output folder's name, made next to the first image."""
@@ -39,10 +35,11 @@ class BatchUi(QObject):
         tile_size: Images larger than this are segmented in tiles (tests make it small).
     """
 
-    def __init__(self, window: MainWindow) -> None:
-        """Add the action to ``window``'s Model menu and wire the messages."""
+    def __init__(self, context: AppContext, host: WindowHost) -> None:
+        """Add the action after Model > Auto-run and wire the messages and the progress."""
+        window = host.widget()
         super().__init__(window)
-        self.window = window
+        self.context, self.host = context, host
         self.runner = BatchRunner(self)
         self.dialog: BatchDialog | None = None
         self.tile_size = 1024
@@ -52,36 +49,33 @@ class BatchUi(QObject):
         self.action.setStatusTip(tip)
         self.action.setToolTip(tip)
         self.action.triggered.connect(lambda: self.open_dialog())
-        add_after(window.actions.autorun, self.action, find_menu(window, "Model"))
-        notify = window.notifications.notify
+        add_after(host.action("autorun"), self.action, host.menu("Model"))
+        notify = context.notifications.notify
         self.runner.imageFailed.connect(lambda _name, message: notify(message, "error"))
         self.runner.failed.connect(self._on_failed)
         self.runner.finished.connect(self._on_summary)
         self.runner.cancelled.connect(self._on_summary)
-        # progress stays visible while the dialog is closed: a permanent status-bar label
+        # progress stays visible while the dialog is closed: the status bar's keyed progress
         # (a status message would hide the hover readout for the whole batch)
-        self.status = QLabel("", window)
-        self.status.hide()
-        window.statusBar().addPermanentWidget(self.status)
         self.runner.progress.connect(self._on_progress)
+        host.add_shutdown(self.shutdown)
 
     # ------------------------------------------------------------------ what would run
     def images(self) -> list[Path]:
         """The images of the window's file list, in its order."""
-        return [entry.image for entry in self.window.navigator.entries]
+        return [entry.image for entry in self.context.documents.entries]
 
     def problem(self) -> str | None:
         """Why nothing can run now (no model, no images), or None."""
-        ctl = self.window.controller
-        if ctl.model is None:
-            return LOADING if ctl.loading else NO_MODEL
+        if self.context.models.loaded is None:
+            return LOADING if self.context.inference.loading else NO_MODEL
         if not self.images():
             return NO_IMAGES
         return None
 
     def default_options(self) -> BatchOptions:
         """The remembered options; the folder defaults to ``fcn-predictions`` by the images."""
-        s = self.window.settings
+        s = self.context.settings
         images = self.images()
         default = str(images[0].parent / DEFAULT_FOLDER) if images else ""
         variants = str(s.value(VARIANTS_KEY, "8s", str)).split(",")
@@ -93,10 +87,8 @@ class BatchUi(QObject):
         )
 
     def _source_text(self) -> str:
-        loaded = self.window.controller.model
         n = len(self.images())
-        model = (f"{loaded.info.name or loaded.path.stem} ({loaded.path.name}) on {loaded.device}"
-                 if loaded is not None else "none loaded")
+        model = self.context.models.describe()
         return f"{n} image{'s' if n != 1 else ''} in the file list · model: {model}"
 
     # ------------------------------------------------------------------ commands
@@ -105,10 +97,10 @@ class BatchUi(QObject):
         if not self.runner.busy:
             problem = self.problem()
             if problem is not None:
-                self.window.notifications.notify(problem, "warning")
+                self.context.notifications.notify(problem, "warning")
                 return None
         if self.dialog is None:
-            self.dialog = BatchDialog(self.runner, self.window)
+            self.dialog = BatchDialog(self.runner, self.host.widget())
             self.dialog.startRequested.connect(lambda: self.start())
         if not self.runner.busy:
             self.dialog.set_options(self.default_options())
@@ -134,7 +126,7 @@ class BatchUi(QObject):
         if problem is None and self.runner.busy:
             problem = "Segment all images: a batch is already running"
         if problem is not None:
-            self.window.notifications.notify(problem, "warning")
+            self.context.notifications.notify(problem, "warning")
             if self.dialog is not None:
                 self.dialog.show_message(problem)
             return False
@@ -142,18 +134,18 @@ class BatchUi(QObject):
         out = Path(options.out).expanduser()
         if not out.is_absolute():  # relative to the images, not to the working directory
             out = images[0].parent / out
-        s = self.window.settings
+        s = self.context.settings
         s.set(OUT_KEY, str(out))
         s.set(VARIANTS_KEY, ",".join(options.variants))
         s.set(OVERLAYS_KEY, options.overlays)
         s.set(SKIP_KEY, options.skip_existing)
-        loaded = self.window.controller.model
+        loaded = self.context.models.loaded
         assert loaded is not None
         if self.dialog is not None:
             self.dialog.set_source(self._source_text())
         request = BatchRequest(tuple(images), out, loaded.path, loaded.device, options.variants,
                                options.overlays, options.skip_existing, self.tile_size)
-        self.window.statusBar().showMessage(f"Segmenting {len(images)} images into {out}…", 5000)
+        self.host.show_message(f"Segmenting {len(images)} images into {out}…", 5000)
         return self.runner.start(request)
 
     def cancel(self) -> bool:
@@ -166,24 +158,23 @@ class BatchUi(QObject):
 
     # ------------------------------------------------------------------ events
     def _on_progress(self, done: int, total: int, name: str, fraction: float) -> None:
-        self.status.setText(f"Batch: {done} / {total}")
-        self.status.setToolTip(f"Segment all images: {done} of {total} done"
-                               + (f", now {name}" if name else ""))
-        self.status.show()
+        self.host.show_progress(
+            "batch", f"Batch: {done} / {total}", done / total if total else -1.0, self.cancel,
+            f"Segment all images: {done} of {total} done" + (f", now {name}" if name else ""))
 
     def _on_summary(self, summary: BatchSummary) -> None:
-        self.status.hide()
+        self.host.hide_progress("batch")
         level = "warning" if summary.failed else "info"
-        self.window.notifications.notify(summary.text(), level)
+        self.context.notifications.notify(summary.text(), level)
         if summary.failed:
-            self.window.docks["messages"].show()
+            self.host.show_dock("messages")
 
     def _on_failed(self, message: str) -> None:
-        self.status.hide()
-        self.window.notifications.notify(message, "error")
-        self.window.docks["messages"].show()
+        self.host.hide_progress("batch")
+        self.context.notifications.notify(message, "error")
+        self.host.show_dock("messages")
 
 
-def install_batch(window: MainWindow) -> BatchUi:
-    """Add Model > Segment All Images… to ``window``."""
-    return BatchUi(window)
+def install_batch(context: AppContext, host: WindowHost) -> BatchUi:
+    """Add Model > Segment All Images… to the window ``host`` stands for."""
+    return BatchUi(context, host)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence, QUndoGroup
-from PySide6.QtWidgets import QMainWindow, QMenu
+from PySide6.QtWidgets import QMenu
 
 from app.features.editing.tool_controller import TOOLS
-from app.widgets.menus import find_menu
+from app.features.host import WindowHost
 
 TOOL_KEYS: dict[str, str] = {
     "brush": "B", "eraser": "E", "fill": "G", "polygon": "P", "lasso": "L", "eyedropper": "I",
@@ -17,8 +17,9 @@ StdKey = QKeySequence.StandardKey
 class EditActions:
     """Actions of the editor, and the Edit menu (inserted before View) plus File entries."""
 
-    def __init__(self, window: QMainWindow, undo_group: QUndoGroup) -> None:
-        """Create the actions and menus in ``window``."""
+    def __init__(self, host: WindowHost, undo_group: QUndoGroup) -> None:
+        """Create the actions and menus in the window ``host`` stands for."""
+        window = host.widget()
         def act(text: str, keys: list | None = None, tip: str = "",
                 checkable: bool = False) -> QAction:
             action = QAction(text, window)
@@ -59,15 +60,10 @@ class EditActions:
             self.tools[tool] = action
         self.tools["brush"].setChecked(True)
         for action in (self.undo, self.redo, self.annotate, self.save, *self.tools.values()):
-            window.addAction(action)  # shortcuts work whatever has the focus
+            host.add_window_action(action)  # shortcuts work whatever has the focus
 
-        bar = window.menuBar()
         self.menu = QMenu("&Edit", window)
-        view = find_menu(window, "View")
-        if view is not None:
-            bar.insertMenu(view.menuAction(), self.menu)
-        else:
-            bar.addMenu(self.menu)
+        host.add_menu(self.menu, before="View")
         self.menu.addActions([self.undo, self.redo])
         self.menu.addSeparator()
         self.menu.addActions([self.annotate, self.start, self.start_file])
@@ -76,7 +72,7 @@ class EditActions:
         self.menu.addSeparator()
         self.menu.addAction(self.save)
 
-        file_menu = find_menu(window, "File")
+        file_menu = host.menu("File")
         if file_menu is not None:
             quit_action = next((a for a in file_menu.actions()
                                 if a.shortcut() == QKeySequence(StdKey.Quit)), None)

@@ -1,28 +1,24 @@
-"""EditingUi: puts the editor into the main window (dock, menus, saving, close guard)."""
+"""EditingUi: the editor as a feature (Annotate dock, Edit menu, saving, close guard)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Qt
-from PySide6.QtWidgets import QFileDialog, QMessageBox, QTreeWidgetItem
+from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 from app.features.editing.dock import EditDock
 from app.features.editing.edit_actions import EditActions
 from app.features.editing.manager import EditingManager
-from app.services.projects import ProjectManager
+from app.features.host import AppContext, WindowHost
 from app.workers.voc_export import VocExporter
-
-if TYPE_CHECKING:
-    from app.shell.main_window import MainWindow
 
 ANNOTATE_KEY = "editing/annotate"
 START_KEY = "editing/start"
 
 
-def ask_discard(window: MainWindow, failed: list[str]) -> bool:
+def ask_discard(window: QWidget, failed: list[str]) -> bool:
     """Ask whether to close although masks could not be saved (True: close, losing them)."""
     box = QMessageBox(
         QMessageBox.Icon.Warning, "Unsaved masks",
@@ -34,31 +30,34 @@ def ask_discard(window: MainWindow, failed: list[str]) -> bool:
 
 
 class EditingUi(QObject):
-    """The editor as installed in a :class:`MainWindow`.
+    """The editor as installed in a window.
 
     Attributes:
         confirm_discard: Called with the unsaved images' messages when closing although a
             save failed; True closes anyway. Tests replace it (no modal dialog).
     """
 
-    def __init__(self, window: MainWindow) -> None:
-        """Build the manager, the actions, the Annotate dock and wire them to ``window``."""
-        super().__init__(window)
-        self.window = window
-        self.projects = ProjectManager(window.settings, window.notifications, self)
-        self.manager = EditingManager(window.state, window.viewer.canvas, self.projects,
-                                      window.notifications, self)
-        self.actions = EditActions(window, self.manager.undo_group)
+    def __init__(self, context: AppContext, host: WindowHost) -> None:
+        """Build the manager, the actions and the Annotate dock; add them through ``host``."""
+        super().__init__(host.widget())
+        self.context, self.host = context, host
+        self.projects = context.projects
+        self.manager = EditingManager(context.state, context.viewer_canvas, self.projects,
+                                      context.notifications, self)
+        self.projects.add_saver(self.manager.save_all)
+        self.actions = EditActions(host, self.manager.undo_group)
         self.dock = EditDock(self.manager, self.actions)
         self.exporter = VocExporter(self)
         self.confirm_discard: Callable[[list[str]], bool] = lambda failed: ask_discard(
-            window, failed)
-        window._dock("edit", "Annotate", self.dock, Qt.DockWidgetArea.LeftDockWidgetArea)
+            host.widget(), failed)
+        host.add_dock("edit", "Annotate", self.dock, Qt.DockWidgetArea.LeftDockWidgetArea)
+        host.add_close_guard(lambda: self.confirm_close())  # (tests replace it)
         self._wire()
-        start = str(window.settings.value(START_KEY, "8s"))
+        settings = context.settings
+        start = str(settings.value(START_KEY, "8s"))
         self.manager.start_choice = start
         self.dock.start_box.setCurrentIndex(max(0, self.dock.start_box.findData(start)))
-        if window.settings.value(ANNOTATE_KEY, False, bool):
+        if settings.value(ANNOTATE_KEY, False, bool):
             self.actions.annotate.setChecked(True)
 
     @property
@@ -67,10 +66,11 @@ class EditingUi(QObject):
         return self.manager.tools
 
     def _wire(self) -> None:
-        w, a, m = self.window, self.actions, self.manager
+        ctx, a, m = self.context, self.actions, self.manager
+        notify = ctx.notifications.notify
         a.annotate.toggled.connect(m.set_annotating)
         m.annotatingChanged.connect(a.annotate.setChecked)
-        m.annotatingChanged.connect(lambda on: w.settings.set(ANNOTATE_KEY, bool(on)))
+        m.annotatingChanged.connect(lambda on: ctx.settings.set(ANNOTATE_KEY, bool(on)))
         a.tool_group.triggered.connect(lambda action: m.tools.set_tool(action.data()))
         m.tools.toolChanged.connect(lambda tool: a.tools[tool].setChecked(True))
         a.start.triggered.connect(lambda: m.start())
@@ -80,26 +80,26 @@ class EditingUi(QObject):
         a.import_labelme.triggered.connect(lambda: self.import_labelme())
         a.export_voc.triggered.connect(lambda: self.export_voc())
         self.dock.start_box.activated.connect(
-            lambda _i: w.settings.set(START_KEY, m.start_choice))
-        m.dirtyChanged.connect(w.setWindowModified)
-        w.legend.itemClicked.connect(self._on_legend_click)
+            lambda _i: ctx.settings.set(START_KEY, m.start_choice))
+        m.dirtyChanged.connect(self.host.set_modified)
+        ctx.state.classPicked.connect(self._on_class_picked)
         self.exporter.finished.connect(
-            lambda root: w.notifications.notify(f"Exported a VOC dataset to {root} "
-                                                f"(python -m core train --data {root})"))
-        self.exporter.failed.connect(lambda msg: w.notifications.notify(msg, "error"))
+            lambda root: notify(f"Exported a VOC dataset to {root} "
+                                f"(python -m core train --data {root})"))
+        self.exporter.failed.connect(lambda msg: notify(msg, "error"))
 
-    def _on_legend_click(self, item: QTreeWidgetItem, _column: int) -> None:
+    def _on_class_picked(self, cls: int) -> None:
         if self.manager.annotating:
-            self.manager.tools.set_class(int(item.data(0, Qt.ItemDataRole.UserRole)))
+            self.manager.tools.set_class(cls)
 
     # ------------------------------------------------------------------ commands
     def start_from_file(self, path: str | None = None) -> object | None:
         """Ask for a mask file (unless given); start the current image's mask from it."""
-        doc = self.window.state.document
+        doc = self.context.state.document
         if path is None:
             start = str(doc.path.parent) if doc is not None and doc.path else ""
-            path, _ = QFileDialog.getOpenFileName(self.window, "Start from a Mask File", start,
-                                                  "Masks (*.png);;All files (*)")
+            path, _ = QFileDialog.getOpenFileName(self.host.widget(), "Start from a Mask File",
+                                                  start, "Masks (*.png);;All files (*)")
             if not path:
                 return None
         return self.manager.start_from_file(path)
@@ -107,22 +107,22 @@ class EditingUi(QObject):
     def save_now(self) -> bool:
         """Save every unsaved mask (Ctrl+S)."""
         if not self.manager.dirty_sessions():
-            self.window.statusBar().showMessage("Every mask is saved", 3000)
+            self.host.show_message("Every mask is saved", 3000)
             return True
         ok = self.manager.save_all()
         if ok:
-            self.window.notifications.notify(f"Saved the masks in {self.projects.folder}")
+            self.context.notifications.notify(f"Saved the masks in {self.projects.folder}")
         return ok
 
     def choose_project(self, folder: str | None = None) -> bool:
         """Choose (open or create) the project folder; unsaved masks go to the new one."""
         if folder is None:
-            doc = self.window.state.document
+            doc = self.context.state.document
             start = str(doc.path.parent) if doc is not None and doc.path else ""
-            folder = QFileDialog.getExistingDirectory(self.window, "Project Folder", start)
+            folder = QFileDialog.getExistingDirectory(self.host.widget(), "Project Folder", start)
             if not folder:
                 return False
-        ok = self.projects.open_folder(folder, self.window.state.class_names())
+        ok = self.projects.open_folder(folder, self.context.state.class_names())
         if ok:
             self.manager.reload_current()
         return ok
@@ -131,20 +131,20 @@ class EditingUi(QObject):
         """File > Import labelme…."""
         from app.features.editing.labelme_import import import_dialog
 
-        return import_dialog(self.window, paths)
+        return import_dialog(self, paths)
 
     def export_voc(self, out: str | None = None, corrected_only: bool = False) -> bool:
         """Save, then write the project as a VOC dataset in a worker thread."""
-        w = self.window
+        notify = self.context.notifications.notify
         if not self.manager.save_all():
-            w.notifications.notify("Export stopped: some masks could not be saved", "error")
+            notify("Export stopped: some masks could not be saved", "error")
             return False
         project = self.projects.project
         if project is None or not project.labeled_ids():
-            w.notifications.notify("Nothing to export: no mask has been saved yet", "warning")
+            notify("Nothing to export: no mask has been saved yet", "warning")
             return False
         if out is None:
-            out = QFileDialog.getExistingDirectory(w, "Export VOC Dataset To",
+            out = QFileDialog.getExistingDirectory(self.host.widget(), "Export VOC Dataset To",
                                                    str(project.folder.parent))
             if not out:
                 return False
@@ -165,6 +165,6 @@ class EditingUi(QObject):
         return False
 
 
-def install_editing(window: MainWindow) -> EditingUi:
-    """Add the editor to ``window`` (call before the window restores its layout)."""
-    return EditingUi(window)
+def install_editing(context: AppContext, host: WindowHost) -> EditingUi:
+    """Add the editor to the window ``host`` stands for."""
+    return EditingUi(context, host)

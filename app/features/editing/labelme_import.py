@@ -90,11 +90,10 @@ def import_files(editing: Any, paths: Sequence[str | os.PathLike[str]]) -> Impor
     return report
 
 
-def open_imported(window: Any, images: Sequence[Path]) -> None:
-    """Add the imported images to the file list and show the first one."""
+def open_imported(nav: Any, images: Sequence[Path]) -> None:
+    """Add the imported images to the file list (``nav``, a Navigator), show the first one."""
     if not images:
         return
-    nav = window.navigator
     nav.open_paths(list(images), add=True)
     first = Path(images[0]).resolve()
     for i, entry in enumerate(nav.entries):
@@ -104,25 +103,29 @@ def open_imported(window: Any, images: Sequence[Path]) -> None:
             break
 
 
-def import_dialog(window: Any, paths: Sequence[str] | None = None) -> ImportReport | None:
-    """Ask for labelme JSON files (unless given), import them, report in the Messages dock."""
+def import_dialog(editing: Any, paths: Sequence[str] | None = None) -> ImportReport | None:
+    """Ask for labelme JSON files (unless given), import them, report in the Messages dock.
+
+    ``editing`` is the installed editor (:class:`~app.features.editing.install.EditingUi`).
+    """
+    ctx, host = editing.context, editing.host
     if paths is None:
         from PySide6.QtWidgets import QFileDialog
 
         paths, _ = QFileDialog.getOpenFileNames(
-            window, "Import labelme Annotations", window.settings.last_dir,
+            host.widget(), "Import labelme Annotations", ctx.settings.last_dir,
             "labelme JSON (*.json);;All files (*)")
         if not paths:
             return None
-    report = import_files(window.editing, paths)
-    notes = window.notifications
+    report = import_files(editing, paths)
+    notes = ctx.notifications
     for text in report.errors:
         notes.notify(f"labelme import: {text}", "error")
     if report.images:
         notes.notify(f"Imported {len(report.images)} labelme annotation(s) into the project "
-                     f"{window.editing.projects.folder}")
+                     f"{editing.projects.folder}")
     if report.errors:
-        window.docks["messages"].show()
-    open_imported(window, report.images)
-    window.editing.manager.reload_current()
+        host.show_dock("messages")
+    open_imported(ctx.documents, report.images)
+    editing.manager.reload_current()
     return report

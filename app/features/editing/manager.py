@@ -229,17 +229,13 @@ class EditingManager(QObject):
         self.layer.set_labels(session.labels if session is not None else None)
         self.layer.active = session is not None
         self._style_layer()
-        viewer = self.canvas.parent()
-        if hasattr(viewer, "invalidate"):
-            viewer.invalidate()
 
     def _style_layer(self) -> None:
         st = self.state
         self.layer.set_colors(st.colors(), st.hidden_classes)
         self.layer.setOpacity(st.overlay_opacity)
         self.layer.setVisible(self.layer.active and st.overlay_visible)
-        # the viewer does the same on its next refresh (see ViewerView.refresh)
-        self.canvas.overlay_layer.setVisible(st.overlay_visible and not self.layer.active)
+        # the viewer hides its prediction overlay meanwhile (state.edited_shown)
 
     # ------------------------------------------------------------------ state events
     def _on_document(self, doc: ImageDocument | None) -> None:

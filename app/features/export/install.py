@@ -14,6 +14,7 @@ from app.canvas.panes import mixed, set_disagreement
 from app.common.colormaps import DEFAULT_COLORMAP, ENTROPY_COLORMAP
 from app.common.render import contour_labels, contour_thickness
 from app.features.export import images as export
+from app.features.host import AppContext, WindowHost
 from app.services.notifications import NotificationCenter
 from app.services.settings import Settings
 from app.state.display import REFERENCE, VARIANTS, ViewerState
@@ -28,7 +29,8 @@ class Exporter:
     ) -> None:
         """Export from ``state``; ask for file names with dialogs parented to ``parent``."""
         self.parent, self.state, self.notes, self.settings = parent, state, notes, settings
-        self.model_set: ModelSet | None = None  # the compare grid follows the compare view's
+        # the compare grid follows the compare view's model set
+        self.model_set: ModelSet = state.models.model_set
 
     def _variant(self) -> str:
         source = self.state.overlay_source
@@ -145,3 +147,13 @@ class Exporter:
         rgb = export.compare_grid(tiles)
         target = self._target(path, "Compare Grid", "compare")
         return self._write(target, lambda t: export.save_rgb(t, rgb), "compare grid")
+
+
+def install_export(context: AppContext, host: WindowHost) -> Exporter:
+    """Connect File > Export's four commands to an :class:`Exporter`."""
+    exporter = Exporter(host.widget(), context.state, context.notifications, context.settings)
+    host.action("export_mask").triggered.connect(lambda: exporter.mask())
+    host.action("export_overlay").triggered.connect(lambda: exporter.overlay())
+    host.action("export_heatmap").triggered.connect(lambda: exporter.heatmap())
+    host.action("export_grid").triggered.connect(lambda: exporter.grid())
+    return exporter

@@ -5,16 +5,14 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
 from app.features.finetune.versions import Version, next_version_path, read_versions, version_files
+from app.features.host import AppContext
 from app.workers.finetune import FineTuneJob, FineTuneOutcome, FineTuneWorker
 from app.workers.worker_thread import WorkerThread
-
-if TYPE_CHECKING:
-    from app.shell.main_window import MainWindow
 
 MAX_HELD_OUT = 8
 
@@ -64,10 +62,10 @@ class FineTuneController(QObject):
     _run = Signal(object, object)
     _warm = Signal()
 
-    def __init__(self, window: MainWindow) -> None:
-        """Follow ``window``'s model and project."""
-        super().__init__(window)
-        self.window = window
+    def __init__(self, context: AppContext, parent: QObject | None = None) -> None:
+        """Follow the context's model and project."""
+        super().__init__(parent)
+        self.context = context
         self.options = FineTuneOptions()
         self.busy = False
         self.last: FineTuneOutcome | None = None
@@ -85,26 +83,26 @@ class FineTuneController(QObject):
         self._preview_doc: Any | None = None
         self._warming = False
         self.warmed = False
-        window.controller.modelLoaded.connect(self._on_model_loaded)
-        window.editing.projects.projectChanged.connect(lambda _p: self.versionsChanged.emit())
+        context.inference.controller.modelLoaded.connect(self._on_model_loaded)
+        context.projects.projectChanged.connect(lambda _p: self.versionsChanged.emit())
 
     # ------------------------------------------------------------------ data
     def held_out_candidates(self, corrected: set[Path]) -> list[tuple[Path, Path]]:
         """Open images with reference masks that are not among the corrected ones."""
-        return [(e.image, e.mask) for e in self.window.navigator.entries
+        return [(e.image, e.mask) for e in self.context.documents.entries
                 if e.mask is not None and e.image.resolve() not in corrected]
 
     def build_job(self) -> FineTuneJob | str:
         """The job for the current options, or why there is none (a user-facing message)."""
         from core.training.finetune import FineTuneConfig
 
-        w, editing = self.window, self.window.editing
-        loaded = w.controller.model
+        ctx = self.context
+        loaded = ctx.models.loaded
         if loaded is None:
             return "Load a model first"
-        if not editing.manager.save_all():
+        if not ctx.projects.save_pending():
             return "Some masks could not be saved; fine-tuning needs them on disk"
-        project = editing.projects.project
+        project = ctx.projects.project
         ids = project.corrected_ids() if project is not None else []
         if not ids:
             return ("No corrected image yet: correct a mask first (Edit > Annotate, paint, "
@@ -125,15 +123,15 @@ class FineTuneController(QObject):
             corrected_only=bool(opts.corrected_only), mix_original=mix or None,
             name=version_name(loaded.info.name, out),
         )
-        doc = w.state.document
-        return FineTuneJob(loaded.path, project, ids, config, w.settings.device, out, held,
+        doc = ctx.state.document
+        return FineTuneJob(loaded.path, project, ids, config, ctx.settings.device, out, held,
                            doc.image if doc is not None else None,
                            doc.reference if doc is not None else None)
 
     # ------------------------------------------------------------------ running
     def start(self) -> bool:
         """Start a run with the current options; False (with a message) when it cannot."""
-        notes = self.window.notifications
+        notes = self.context.notifications
         if self.busy:
             notes.notify("A fine-tune is already running", "warning")
             return False
@@ -143,7 +141,7 @@ class FineTuneController(QObject):
             return False
         self._thread.ensure()
         self._cancel = threading.Event()
-        self._preview_doc = self.window.state.document
+        self._preview_doc = self.context.state.document
         self.busy = True
         self.busyChanged.emit(True)
         self.started.emit(len(job.ids))
@@ -185,7 +183,7 @@ class FineTuneController(QObject):
             # segmented in the fine-tune thread: shown as soon as the new version is loaded
             new_id = outcome.info.id
             doc.set_prediction(new_id, preview.prediction, {("stats", new_id): preview.stats})
-        self.window.load_model(str(outcome.checkpoint))
+        self.context.inference.load_model(str(outcome.checkpoint))
         self.versionReady.emit(outcome)
         self.versionsChanged.emit()
 
@@ -195,7 +193,7 @@ class FineTuneController(QObject):
         v8 = (outcome.before.get("8s", {}).get("mean_iu"), outcome.after.get("8s", {})
               .get("mean_iu"))
         score = f": FCN-8s mean IU {v8[0]:.3f} → {v8[1]:.3f}" if None not in v8 else ""
-        self.window.notifications.notify(
+        self.context.notifications.notify(
             f"Fine-tuned in {outcome.seconds:.1f} s ({outcome.iterations} steps){score}; "
             f"saved {outcome.checkpoint}. View > Mark Changes from Previous Version "
             "(Shift+X) shows where the predictions changed")
@@ -203,12 +201,12 @@ class FineTuneController(QObject):
 
     def _on_failed(self, message: str) -> None:
         self._end()
-        self.window.notifications.notify(message, "error")
+        self.context.notifications.notify(message, "error")
         self.failed.emit(message)
 
     def _on_cancelled(self) -> None:
         self._end()
-        self.window.notifications.notify("Fine-tuning cancelled: the model is unchanged")
+        self.context.notifications.notify("Fine-tuning cancelled: the model is unchanged")
         self.cancelled.emit()
 
     def _end(self) -> None:
@@ -220,8 +218,8 @@ class FineTuneController(QObject):
         self.remember(loaded.path)
         if self._expect_model is not None and Path(loaded.path) == self._expect_model:
             self._expect_model = None
-            if not self.window.actions.autorun.isChecked():
-                self.window.run_current()  # show the improved prediction now
+            if not self.context.inference.autorun:
+                self.context.inference.run_current()  # show the improved prediction now
         self.versionsChanged.emit()
 
     # ------------------------------------------------------------------ versions
@@ -233,13 +231,13 @@ class FineTuneController(QObject):
 
     def versions(self) -> list[Version]:
         """Known checkpoints and the project's versions, as a lineage tree."""
-        return read_versions([*self.known, *version_files(self.window.editing.projects.folder)])
+        return read_versions([*self.known, *version_files(self.context.projects.folder)])
 
     def current_id(self) -> str | None:
         """The loaded model's id."""
-        loaded = self.window.controller.model
+        loaded = self.context.models.loaded
         return loaded.info.id if loaded is not None else None
 
     def use(self, version: Version) -> None:
         """Switch the viewer to ``version``."""
-        self.window.load_model(str(version.path))
+        self.context.inference.load_model(str(version.path))

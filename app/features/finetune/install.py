@@ -7,18 +7,13 @@ started from; Model > Versions switches between them.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QAction, QActionGroup
 from PySide6.QtWidgets import QFrame, QMenu, QScrollArea
 
 from app.features.finetune.controller import FineTuneController, FineTuneOptions
 from app.features.finetune.dock import FineTuneDock
-from app.widgets.menus import find_menu
-
-if TYPE_CHECKING:
-    from app.shell.main_window import MainWindow
+from app.features.host import AppContext, WindowHost
 
 __all__ = ["FineTuneController", "FineTuneOptions", "FineTuneUi", "install_finetune"]
 
@@ -26,11 +21,12 @@ __all__ = ["FineTuneController", "FineTuneOptions", "FineTuneUi", "install_finet
 class FineTuneUi(QObject):
     """The fine-tune dock, Model > Train on Corrections and Model > Versions."""
 
-    def __init__(self, window: MainWindow) -> None:
-        """Build and wire (call after the editor is installed)."""
+    def __init__(self, context: AppContext, host: WindowHost) -> None:
+        """Build the dock and the Model menu entries; add them through ``host``."""
+        window = host.widget()
         super().__init__(window)
-        self.window = window
-        self.controller = FineTuneController(window)
+        self.host = host
+        self.controller = FineTuneController(context, self)
         self.dock = FineTuneDock(self.controller)
         scroll = QScrollArea()  # a small minimum height: the Classes dock keeps its room
         scroll.setWidgetResizable(True)
@@ -38,17 +34,16 @@ class FineTuneUi(QObject):
         self.scroll = scroll
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         scroll.setWidget(self.dock)
-        window._dock("finetune", "Fine-tune", scroll, Qt.DockWidgetArea.RightDockWidgetArea)
-        if "model" in window.docks:
-            window.tabifyDockWidget(window.docks["model"], window.docks["finetune"])
-            window.docks["stats"].raise_()
+        host.add_dock("finetune", "Fine-tune", scroll, Qt.DockWidgetArea.RightDockWidgetArea,
+                      tabify_with="model")
+        host.add_shutdown(self.shutdown)
         self.train = QAction("&Train on Corrections", window)
         self.train.setStatusTip("Fine-tune the model on the corrected masks of the project")
         self.train.triggered.connect(self.start)
         self.versions_menu = QMenu("&Versions", window)
         self.versions_menu.aboutToShow.connect(self.fill_versions_menu)
         self._group = QActionGroup(self.versions_menu)
-        model_menu = find_menu(window, "Model")
+        model_menu = host.menu("Model")
         if model_menu is not None:
             model_menu.addSeparator()
             model_menu.addAction(self.train)
@@ -56,9 +51,7 @@ class FineTuneUi(QObject):
 
     def start(self) -> bool:
         """Show the dock and start training with its options."""
-        dock = self.window.docks["finetune"]
-        dock.show()
-        dock.raise_()
+        self.host.show_dock("finetune")
         return self.dock.train()
 
     def fill_versions_menu(self) -> list[QAction]:
@@ -87,6 +80,6 @@ class FineTuneUi(QObject):
         self.controller.shutdown()
 
 
-def install_finetune(window: MainWindow) -> FineTuneUi:
-    """Add fine-tuning to ``window`` (after :func:`app.features.editing.install_editing`)."""
-    return FineTuneUi(window)
+def install_finetune(context: AppContext, host: WindowHost) -> FineTuneUi:
+    """Add fine-tuning to the window ``host`` stands for."""
+    return FineTuneUi(context, host)

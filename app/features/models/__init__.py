@@ -2,7 +2,7 @@
 
 | Module | Holds |
 |---|---|
-| ``install`` | ``ModelsUI``: the Model menu's handlers (import, downloads, library, model set, ONNX) |
+| ``install`` | ``ModelsUI``: the Model menu's handlers (import, downloads, library, ONNX) |
 | ``download_dialog``, ``model_set_dialog`` | the two dialogs |
 
 The model set itself is state (:mod:`app.state.model_set`), its workers are
