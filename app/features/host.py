@@ -20,12 +20,12 @@ from PySide6.QtWidgets import QDockWidget, QMenu, QWidget
 
 from app.canvas.canvas import ImageCanvas
 from app.services.inference import InferenceService
-from app.services.notifications import NotificationCenter
 from app.services.projects import ProjectManager
 from app.services.settings import Settings
 from app.state.display import ViewerState
 from app.state.model import ModelState
 from app.state.navigator import Navigator
+from app.state.notifications import NotificationCenter
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QListWidget, QListWidgetItem, QWidget
 
-from app.services.notifications import Notification, NotificationCenter
+from app.state.notifications import Notification, NotificationCenter
 
 _COLORS = {"warning": QColor(200, 130, 0), "error": QColor(210, 40, 30)}
 _PREFIX = {"info": "", "warning": "Warning: ", "error": "Error: "}

@@ -15,11 +15,11 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
-from app.services.notifications import NotificationCenter
 from app.services.settings import Settings
 from app.state.display import ViewerState
 from app.state.document import ImageDocument
 from app.state.model import LoadedModel, ModelState
+from app.state.notifications import NotificationCenter
 from app.workers.inference_controller import InferenceController
 
 

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from app.services.notifications import NotificationCenter
 from app.services.settings import Settings
+from app.state.notifications import NotificationCenter
 
 AUTOSAVE_MS = 30_000
 """Unsaved masks are written every 30 s (and when switching images and on close)."""

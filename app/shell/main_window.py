@@ -26,7 +26,6 @@ from app.panels.messages import NotificationPanel
 from app.panels.model_panel import ModelPanel
 from app.panels.stats_panel import StatsPanel
 from app.services.inference import InferenceService
-from app.services.notifications import NotificationCenter
 from app.services.projects import ProjectManager
 from app.services.settings import Settings
 from app.shell.actions import Actions
@@ -37,6 +36,7 @@ from app.state.display import ViewerState
 from app.state.document import ImageDocument
 from app.state.model import LoadedModel, ModelState
 from app.state.navigator import Navigator
+from app.state.notifications import NotificationCenter
 from app.views.compare import CompareView
 from app.views.heatmap import HeatmapView
 from app.views.viewer import ViewerView

@@ -20,10 +20,10 @@ from app.canvas.layers import Z_EDIT
 from app.features.editing.mask_layer import MaskLayerItem
 from app.features.editing.session import EditSession
 from app.features.editing.tool_controller import ToolController
-from app.services.notifications import NotificationCenter
 from app.services.projects import ProjectManager
 from app.state.display import VARIANTS, ViewerState
 from app.state.document import ImageDocument
+from app.state.notifications import NotificationCenter
 
 EMPTY, EMPTY_VOID, REFERENCE_MASK = "empty", "empty-void", "reference"
 START_CHOICES: dict[str, str] = {

@@ -15,10 +15,10 @@ from app.common.colormaps import DEFAULT_COLORMAP, ENTROPY_COLORMAP
 from app.common.render import contour_labels, contour_thickness
 from app.features.export import images as export
 from app.features.host import AppContext, WindowHost
-from app.services.notifications import NotificationCenter
 from app.services.settings import Settings
 from app.state.display import REFERENCE, VARIANTS, ViewerState
 from app.state.model_set import ModelSet, pane_sources
+from app.state.notifications import NotificationCenter
 
 
 class Exporter:

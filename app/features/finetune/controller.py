@@ -69,6 +69,7 @@ class FineTuneController(QObject):
         self.options = FineTuneOptions()
         self.busy = False
         self.last: FineTuneOutcome | None = None
+        self.job: FineTuneJob | None = None  # the job of the latest run started
         self.known: list[Path] = []
         self._cancel: threading.Event | None = None
         self._thread = WorkerThread(
@@ -139,6 +140,7 @@ class FineTuneController(QObject):
         if isinstance(job, str):
             notes.notify(f"Cannot train on corrections: {job}", "warning")
             return False
+        self.job = job
         self._thread.ensure()
         self._cancel = threading.Event()
         self._preview_doc = self.context.state.document

@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.features.finetune.controller import FineTuneController
+from app.features.finetune.controller import FineTuneController, FineTuneOptions
 from app.features.finetune.loss_curve import LossCurve
 from app.features.finetune.results_table import BeforeAfterTable
 
@@ -130,14 +130,17 @@ class FineTuneDock(QWidget):
         self.iterations.setValue(its)
         self.lr.setValue(lr)
 
+    def options(self) -> FineTuneOptions:
+        """The options as the dock's widgets show them."""
+        return FineTuneOptions(
+            mode=self.mode_box.currentData(), iterations=self.iterations.value(),
+            lr=self.lr.value(), corrected_only=self.corrected_only.isChecked(),
+            mix_original=self.mix.isChecked(),
+        )
+
     def train(self) -> bool:
         """Copy the options to the controller and start."""
-        opts = self.controller.options
-        opts.mode = self.mode_box.currentData()
-        opts.iterations = self.iterations.value()
-        opts.lr = self.lr.value()
-        opts.corrected_only = self.corrected_only.isChecked()
-        opts.mix_original = self.mix.isChecked()
+        self.controller.options = self.options()
         self.curve.ensure_plot()
         return self.controller.start()
 

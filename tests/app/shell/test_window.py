@@ -51,10 +51,18 @@ def test_shown_mask_has_the_image_size_and_model_classes(
 
 
 def test_samples_with_masks_show_the_four_metrics(loaded_window: MainWindow) -> None:
+    from core.metrics import confusion_matrix, segmentation_scores
+
     stats = loaded_window.stats
+    doc = loaded_window.state.document
     for variant in VARIANTS:
+        labels = loaded_window.state.output(variant).labels
+        conf = confusion_matrix(doc.reference.copy(), labels.copy(), len(CLASS_NAMES))
+        expected = segmentation_scores(conf)
         for key in ("pixel_acc", "mean_acc", "mean_iu", "fw_iu"):
             assert 0.0 <= float(stats.value(key, variant)) <= 1.0
+            # the panel's numbers are the core's scores of this prediction (shown to 3 places)
+            assert stats.value(key, variant) == f"{expected[key]:.3f}"
     assert "Metrics against" in stats.note.text()
 
 

@@ -3,47 +3,17 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 import PIL.Image
 import pytest
-from PySide6.QtCore import QPointF
 from pytestqt.qtbot import QtBot
 
 from app.shell.main_window import MainWindow
 from core.data.imageio import read_mask
-from tests.app.conftest import CLASS_NAMES
-from tests.app.test_editing import drag
+from tests.app.conftest import CLASS_NAMES, drag, open_window
 from tests.conftest import break_image_writes
-
-
-@pytest.fixture
-def own_samples(samples: Path, tmp_path: Path) -> Path:
-    """A private copy of the samples (the default project is created next to them)."""
-    return Path(shutil.copytree(samples, tmp_path / "samples"))
-
-
-def open_window(qtbot: QtBot, folder: Path) -> MainWindow:
-    """A new window on ``folder``, first image segmented, zoomed in for exact clicks."""
-    win = MainWindow()
-    qtbot.addWidget(win)
-    win.resize(1280, 800)
-    win.show()
-    qtbot.waitExposed(win)
-    with qtbot.waitSignal(win.controller.resultReady, timeout=60000):
-        win.start([folder])
-    win.viewer.canvas.set_zoom(4.0)
-    win.viewer.canvas.centerOn(QPointF(60, 45))
-    return win
-
-
-@pytest.fixture
-def editor(qtbot: QtBot, own_samples: Path) -> MainWindow:
-    win = open_window(qtbot, own_samples)
-    yield win
-    win.controller.shutdown()
 
 
 def paint(qtbot: QtBot, win: MainWindow, cls: int = 2, y: int = 20) -> np.ndarray:

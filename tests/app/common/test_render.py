@@ -1,11 +1,10 @@
-"""Numpy-to-QImage rendering, colormaps and export compositing."""
+"""Numpy-to-QImage rendering and colormaps."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QApplication
 
 from app.common.colormaps import COLORMAPS, argb_table, colormap
 from app.common.render import (
@@ -19,7 +18,6 @@ from app.common.render import (
     scalar_image,
     to_index,
 )
-from app.features.export import images as export
 
 
 def _pixel(buf, x: int, y: int) -> tuple[int, int, int, int]:
@@ -101,16 +99,3 @@ def test_scalar_and_boolean_images() -> None:
 def test_colormaps_are_256_entries(name: str) -> None:
     assert colormap(name).shape == (256, 3)
     assert argb_table(name).dtype == np.uint32
-
-
-def test_export_compositing(qapp: QApplication) -> None:
-    image = np.full((4, 6, 3), 100, np.uint8)
-    labels = np.zeros((4, 6), np.uint8)
-    labels[0, 0] = 1
-    out = export.overlay_rgb(image, labels, [(0, 0, 0), (200, 0, 0)], 0.5, hidden=[0])
-    assert tuple(out[0, 0]) == (150, 50, 50)
-    assert tuple(out[1, 1]) == (100, 100, 100)
-    grid = export.compare_grid([("a", image), ("b", None), ("c", image)], columns=2)
-    assert grid.ndim == 3 and grid.shape[2] == 3
-    heat = export.heatmap_rgb(np.zeros((4, 6), np.float16), "viridis")
-    assert tuple(heat[0, 0]) == tuple(int(v) for v in colormap("viridis")[0])

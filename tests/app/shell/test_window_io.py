@@ -11,6 +11,7 @@ from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 from pytestqt.qtbot import QtBot
 
+from app.common.colormaps import DEFAULT_COLORMAP, colormap
 from app.shell.main_window import MainWindow
 from tests.app.conftest import CLASS_NAMES, Screenshot, make_checkpoint
 
@@ -117,6 +118,18 @@ def test_exports(qtbot: QtBot, loaded_window: MainWindow, tmp_path: Path) -> Non
     win.actions.contours.trigger()
     heat = read_image(win.exporter.heatmap(tmp_path / "heat.png"))
     assert heat.shape == doc.image.shape
+    st = win.state
+    probs = st.output(st.heatmap_variant).probs[st.heatmap_class].astype(np.float64)
+    lut = colormap(DEFAULT_COLORMAP).astype(np.float64)  # 256 x 3, index = value * 255
+    alpha = max(st.overlay_opacity, 0.35)  # exported as shown: the colormap over the image
+    expected = doc.image * (1 - alpha) + lut[np.round(probs * 255).astype(int)] * alpha
+    assert np.abs(heat - expected).max() <= 3  # rounding of the index and of the blend
+    st.set_heatmap(mode="alone")
+    alone = read_image(win.exporter.heatmap(tmp_path / "heat_alone.png")).astype(np.float64)
+    # each pixel's color is the colormap's color of its probability
+    nearest = np.abs(alone.reshape(-1, 1, 3) - lut[None]).sum(axis=2).argmin(axis=1)
+    assert np.abs(nearest / 255 - probs.reshape(-1)).max() <= 1.5 / 255
+    assert not np.array_equal(alone, heat)
     grid = read_image(win.exporter.grid(tmp_path / "grid.png"))
     assert grid.shape[0] > doc.height and grid.shape[1] > 3 * doc.width
     assert "Exported the compare grid" in win.notifications.last().text

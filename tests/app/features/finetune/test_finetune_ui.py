@@ -128,17 +128,24 @@ def test_training_without_corrections_explains_why(qtbot: QtBot, loaded_window: 
     assert "No corrected image" in loaded_window.notifications.last("warning").text
 
 
-def test_options_reach_the_job(corrected: MainWindow) -> None:
-    dock = corrected.finetune.dock
+def test_options_reach_the_job(qtbot: QtBot, corrected: MainWindow) -> None:
+    dock, ctl = corrected.finetune.dock, corrected.finetune.controller
     dock.mode_box.setCurrentIndex(dock.mode_box.findData("full"))
     dock.mode_box.activated.emit(dock.mode_box.currentIndex())
     assert dock.iterations.value() == 500 and dock.lr.value() == pytest.approx(1e-4)
     dock.corrected_only.setChecked(True)
     dock.mix.setChecked(True)
-    opts = corrected.finetune.controller.options
-    opts.mode, opts.corrected_only, opts.mix_original = "full", True, True
-    job = corrected.finetune.controller.build_job()
+    dock.iterations.setValue(7)
+    corrected.docks["finetune"].show()
+    # the dock's own widgets, through its Train button, make the job (no options set by hand)
+    with qtbot.waitSignal(ctl.busyChanged, timeout=10000):
+        qtbot.mouseClick(dock.train_button, Qt.MouseButton.LeftButton)
+    job = ctl.job
+    assert job is not None
     assert job.config.mode == "full" and job.config.corrected_only
+    assert job.config.iterations == 7 and job.config.lr == pytest.approx(1e-4)
     third = corrected.navigator.entries[2]
     assert job.config.mix_original == [(third.image, third.mask)] and job.held_out == []
     assert job.out_path.name == "tiny-ft1.safetensors" and job.preview is not None
+    with qtbot.waitSignal(ctl.busyChanged, timeout=120000):  # cancelled (or done)
+        ctl.cancel()

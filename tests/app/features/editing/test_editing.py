@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
-from PySide6.QtGui import QWheelEvent
+from PySide6.QtGui import QImage, QWheelEvent
 from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
@@ -17,48 +16,9 @@ from app.features.editing.mask_layer import label_lut
 from app.features.editing.session import EditSession
 from app.shell.main_window import MainWindow
 from core.annotation import brush_stroke, lasso, polygon_fill
-from tests.app.conftest import Screenshot
+from tests.app.conftest import Screenshot, click, drag, vpos
 
 LEFT = Qt.MouseButton.LeftButton
-
-
-@pytest.fixture
-def own_samples(samples: Path, tmp_path: Path) -> Path:
-    """A private copy of the samples (the default project is created next to them)."""
-    return Path(shutil.copytree(samples, tmp_path / "samples"))
-
-
-@pytest.fixture
-def editor(qtbot: QtBot, window: MainWindow, own_samples: Path) -> MainWindow:
-    """The window with the first sample segmented, annotating, zoomed in for exact clicks."""
-    with qtbot.waitSignal(window.controller.resultReady, timeout=60000):
-        window.start([own_samples])
-    canvas = window.viewer.canvas
-    canvas.set_zoom(4.0)
-    canvas.centerOn(QPointF(60, 45))
-    return window
-
-
-def vpos(win: MainWindow, x: int, y: int) -> QPoint:
-    """The viewport position of image pixel ``(x, y)``'s centre."""
-    canvas = win.viewer.canvas
-    pos = canvas.mapFromScene(QPointF(x + 0.5, y + 0.5))
-    assert canvas.viewport().rect().contains(pos), f"pixel {(x, y)} is not visible"
-    return pos
-
-
-def drag(qtbot: QtBot, win: MainWindow, points: list[tuple[int, int]]) -> None:
-    """Press at the first point, move through the others, release at the last."""
-    vp = win.viewer.canvas.viewport()
-    qtbot.mousePress(vp, LEFT, pos=vpos(win, *points[0]))
-    for p in points[1:]:
-        qtbot.mouseMove(vp, vpos(win, *p))
-    qtbot.mouseRelease(vp, LEFT, pos=vpos(win, *points[-1]))
-
-
-def click(qtbot: QtBot, win: MainWindow, x: int, y: int) -> None:
-    """A left click on pixel ``(x, y)``."""
-    qtbot.mouseClick(win.viewer.canvas.viewport(), LEFT, pos=vpos(win, x, y))
 
 
 def empty_session(win: MainWindow) -> EditSession:
@@ -312,6 +272,17 @@ def test_screenshot_of_the_editing_view(
     editor.viewer.refresh_now()
     path = screenshot(editor, "editing")
     assert path.is_file()
+    # the file holds the window as it is on screen, the corrected mask over the image
+    saved = QImage(str(path)).convertToFormat(QImage.Format.Format_RGB32)
+    assert saved == editor.grab().toImage().convertToFormat(QImage.Format.Format_RGB32)
+    assert (m.session.labels == 2).sum() > 100  # the stroke and the polygon are painted
+    canvas = editor.viewer.canvas
+    shown = canvas.viewport().grab().toImage().convertToFormat(QImage.Format.Format_RGB32)
+    top_left = canvas.viewport().mapTo(editor, canvas.viewport().rect().topLeft())
+    ratio = saved.width() / editor.width()
+    inside = saved.copy(round(top_left.x() * ratio), round(top_left.y() * ratio),
+                        shown.width(), shown.height())
+    assert inside == shown  # the viewer's pixels, mask layer included, are in the file
 
 
 def test_start_from_a_mask_file_checks_size_and_classes(
