@@ -1,5 +1,5 @@
-"""Services the features get through their AppContext: settings, notifications, the project
-folder and the inference commands.
+"""Services the features get through their AppContext: settings, the project folder (autosave,
+savers) and the inference commands (load, device, run, cancel, auto-run).
 """
 
 from __future__ import annotations

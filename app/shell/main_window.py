@@ -30,11 +30,11 @@ from app.services.projects import ProjectManager
 from app.services.settings import Settings
 from app.shell.actions import Actions
 from app.shell.host import ShellHost
+from app.shell.model_menu import ModelMenu
 from app.shell.shortcuts import install_shortcuts_help
 from app.shell.status_bar import StatusBar
 from app.state.display import ViewerState
-from app.state.document import ImageDocument
-from app.state.model import LoadedModel, ModelState
+from app.state.model import ModelState
 from app.state.navigator import Navigator
 from app.state.notifications import NotificationCenter
 from app.views.compare import CompareView
@@ -104,7 +104,7 @@ class MainWindow(QMainWindow):
                          Qt.Orientation.Horizontal)
         self.resizeDocks([self.docks["messages"]], [90], Qt.Orientation.Vertical)
         self._connect()
-        self._connect_model()
+        self.model_menu = ModelMenu(self, self.actions, self.status, self.inference)
         context = AppContext(self.settings, self.notifications, self.state, self.models,
                              self.navigator, self.inference, self.projects, self.viewer.canvas)
         self.editing = install_editing(context, self.host)
@@ -161,28 +161,6 @@ class MainWindow(QMainWindow):
         )
         self._update_recent_menu()
         self._update_nav_actions()
-
-    def _connect_model(self) -> None:
-        """The Model menu's commands (Run and Cancel: here only) and the model's displays."""
-        a, svc, ctl, m = self.actions, self.inference, self.controller, self.models
-        a.open_model.triggered.connect(lambda: self.open_model())
-        a.default_model.triggered.connect(lambda: self.load_model(None))
-        a.run.triggered.connect(self.run_current)
-        a.cancel.triggered.connect(self.cancel)
-        a.autorun.setChecked(svc.autorun)
-        a.autorun.toggled.connect(svc.set_autorun)
-        svc.autorunChanged.connect(a.autorun.setChecked)
-        a.device_group.triggered.connect(lambda action: self.set_device(action.data()))
-        ctl.devicesFound.connect(lambda devs: a.set_devices(devs, self.settings.device))
-        m.loading.connect(self._on_model_loading)
-        m.changed.connect(self._show_model)
-        m.failed.connect(self._on_model_failed)
-        m.runtimeChanged.connect(
-            lambda runtime, _notes: self.status.model_label.setToolTip(f"Inference: {runtime}"))
-        ctl.busyChanged.connect(self._on_busy)
-        ctl.started.connect(self._on_started)
-        ctl.progress.connect(lambda f: f > 0 and self.status.update_fraction("inference", f))
-        ctl.resultReady.connect(self._on_result)
 
     # ------------------------------------------------------------------ startup
     def start(
@@ -316,70 +294,9 @@ class MainWindow(QMainWindow):
         """Load a checkpoint (None: the default model) on the preferred device."""
         self.inference.load_model(path)
 
-    def open_model(self) -> None:
-        """Ask for a checkpoint and load it."""
-        path, _ = QFileDialog.getOpenFileName(
-            self, "Open Checkpoint", self.settings.last_dir,
-            "FCN Studio checkpoints (*.safetensors);;All files (*)",
-        )
-        if path:
-            self.load_model(path)
-
-    def set_device(self, device: str) -> None:
-        """Switch the device (the model is reloaded there)."""
-        action = self.actions.device_actions.get(device)
-        if action is not None and not action.isChecked():
-            action.setChecked(True)
-        self.inference.set_device(device)
-
     def run_current(self) -> bool:
         """Segment the current image (and the model set's panes); False when it cannot."""
         return self.inference.run_current()
-
-    def cancel(self) -> None:
-        """Cancel the running segmentations."""
-        if self.inference.cancel():
-            self.statusBar().showMessage("Cancelling…", 3000)
-
-    def _on_model_loading(self, path: str) -> None:
-        self.status.model_label.setText("Loading model…")
-        self.statusBar().showMessage(f"Loading model {path or '(default)'}…", 5000)
-
-    def _show_model(self, loaded: LoadedModel | None = None) -> None:
-        loaded = self.models.loaded
-        if loaded is None:
-            self.status.model_label.setText("No model")
-            return
-        name = loaded.info.name or loaded.path.stem
-        self.status.model_label.setText(
-            f"Model: {name} · {len(loaded.info.class_names)} classes · {loaded.device}")
-
-    def _on_model_failed(self, _message: str) -> None:
-        loaded = self.models.loaded
-        if loaded is None:
-            self.status.model_label.setText("No model")
-        else:
-            self.status.model_label.setText(f"Model: {loaded.info.name or loaded.path.stem} · "
-                                            f"{loaded.device}")
-        self.docks["messages"].show()
-
-    def _on_busy(self, busy: bool) -> None:
-        if not busy:
-            self.status.hide_progress("inference")
-            return
-        predicting = self.controller.running_document() is not None
-        self.status.show_progress("inference", "", -1.0, self.cancel if predicting else None)
-
-    def _on_started(self, doc: ImageDocument) -> None:
-        self.status.update_fraction("inference", -1.0)  # busy until the first fraction
-        self.statusBar().showMessage(f"Segmenting {doc.title}…")
-
-    def _on_result(self, doc: ImageDocument, prediction: object) -> None:
-        tiled = " in tiles" if getattr(prediction, "tiled", False) else ""
-        self.statusBar().showMessage(
-            f"Segmented {doc.title} in {prediction.seconds:.2f} s on {prediction.device}{tiled}",
-            8000,
-        )
 
     # ------------------------------------------------------------------ view helpers
     def all_canvases(self) -> list[ImageCanvas]:

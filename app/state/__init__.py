@@ -1,6 +1,6 @@
 """State objects: the documents, what is shown, the model in use and the model set.
 
-Qt signals, no widgets: views and panels subscribe to them and never talk to each other.
+Also the notification log. Qt signals, no widgets: views and panels subscribe to them and never talk to each other.
 """
 
 from __future__ import annotations

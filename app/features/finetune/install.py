@@ -1,9 +1,5 @@
-"""Fine-tuning on the user's corrections: worker thread, dock, loss curve, versions.
-
-Built on :func:`core.training.finetune.fine_tune` (fast: heads only on cached features;
-full: every layer). Each run saves a new checkpoint version whose parent is the model it
-started from; Model > Versions switches between them.
-"""
+"""FineTuneUi: fine-tuning as a feature (the Fine-tune dock, Model > Train on Corrections and
+Model > Versions)."""
 
 from __future__ import annotations
 
