@@ -1,6 +1,7 @@
-"""State objects: the documents, what is shown, the model in use and the model set.
+"""State objects: the documents, what is shown, the model in use, the model set and the
+notification log.
 
-Also the notification log. Qt signals, no widgets: views and panels subscribe to them and never talk to each other.
+Qt signals, no widgets: views and panels subscribe to them and never talk to each other.
 """
 
 from __future__ import annotations
