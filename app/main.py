@@ -51,8 +51,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication
 
-    from app.main_window import MainWindow
-    from app.settings import APPLICATION, ORGANIZATION, Settings
+    from app.services.settings import APPLICATION, ORGANIZATION, Settings
+    from app.shell.main_window import MainWindow
 
     app = QApplication.instance() or QApplication([sys.argv[0]])
     app.setOrganizationName(ORGANIZATION)

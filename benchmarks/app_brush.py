@@ -52,13 +52,13 @@ def main() -> None:
     from PySide6.QtWidgets import QApplication
 
     import app  # noqa: F401  (the PySide6 reference-count workaround)
-    from app.canvas import ImageCanvas
-    from app.editing.cursor import brush_radius
-    from app.editing.mask_layer import MaskLayerItem
-    from app.editing.session import EditSession
-    from app.editing.tool_controller import ToolController
-    from app.layers import Z_EDIT
-    from app.render import rgb_image
+    from app.canvas.canvas import ImageCanvas
+    from app.canvas.layers import Z_EDIT
+    from app.common.render import rgb_image
+    from app.features.editing.cursor import brush_radius
+    from app.features.editing.mask_layer import MaskLayerItem
+    from app.features.editing.session import EditSession
+    from app.features.editing.tool_controller import ToolController
     from core.annotation import brush_stroke
     from core.data.palette import VOC_PALETTE
 

@@ -36,7 +36,7 @@ def main() -> None:
     from PySide6.QtCore import QElapsedTimer, Qt, QTimer
     from PySide6.QtWidgets import QApplication
 
-    from app.main_window import MainWindow
+    from app.shell.main_window import MainWindow
     from core.data.imageio import write_image
 
     app = QApplication.instance() or QApplication([])

@@ -103,7 +103,7 @@ def main() -> None:
     args = parser.parse_args()
     from PySide6.QtWidgets import QApplication
 
-    from app.main_window import MainWindow
+    from app.shell.main_window import MainWindow
     from core.checkpoint import read_info
     from core.paths import default_model_path
 

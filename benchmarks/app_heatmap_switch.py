@@ -52,9 +52,9 @@ def main() -> None:
     args = parser.parse_args()
     from PySide6.QtWidgets import QApplication
 
-    from app.document import ImageDocument
-    from app.main_window import MainWindow
-    from app.render import probability_image
+    from app.common.render import probability_image
+    from app.shell.main_window import MainWindow
+    from app.state.document import ImageDocument
     from core.checkpoint import ModelInfo
     from core.data.palette import VOC_CLASSES
     from core.models.fcn import FCNConfig

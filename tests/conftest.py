@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+
+import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("FCN_STUDIO_OFFLINE", "1")
@@ -22,3 +25,15 @@ def break_image_writes(monkeypatch, message: str = "disk went away") -> None:
         raise OSError(message)
 
     monkeypatch.setattr(PIL.Image.Image, "save", half_save)
+
+
+@pytest.fixture(scope="module")
+def one_thread() -> Iterator[None]:
+    """One torch thread for a module: tiny convolutions gain nothing from more, and the CPU
+    is shared. Use it with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -1,17 +1,20 @@
-"""Fixtures of the app tests: a tiny checkpoint, a sample dataset, an isolated window."""
+"""Fixtures of the app tests: a tiny checkpoint, a sample dataset, an isolated window, an
+annotating window and the mouse helpers that paint on it."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtWidgets import QWidget
 from pytestqt.qtbot import QtBot
 
-from app.main_window import MainWindow
+from app.shell.main_window import MainWindow
 
 CLASS_NAMES = ["background", "disc", "box", "wire"]
 Screenshot = Callable[[QWidget, str], Path]
@@ -124,3 +127,54 @@ def screenshot() -> Screenshot:
 
     return save
 
+
+
+@pytest.fixture
+def own_samples(samples: Path, tmp_path: Path) -> Path:
+    """A private copy of the samples (the default project is created next to them)."""
+    return Path(shutil.copytree(samples, tmp_path / "samples"))
+
+
+def open_window(qtbot: QtBot, folder: Path) -> MainWindow:
+    """A new window on ``folder``, first image segmented, zoomed in for exact clicks."""
+    win = MainWindow()
+    qtbot.addWidget(win)
+    win.resize(1280, 800)
+    win.show()
+    qtbot.waitExposed(win)
+    with qtbot.waitSignal(win.controller.resultReady, timeout=60000):
+        win.start([folder])
+    win.viewer.canvas.set_zoom(4.0)
+    win.viewer.canvas.centerOn(QPointF(60, 45))
+    return win
+
+
+@pytest.fixture
+def editor(qtbot: QtBot, app_env: None, own_samples: Path) -> Iterator[MainWindow]:
+    """A window on a private copy of the samples, the first one segmented, zoomed to 400%."""
+    win = open_window(qtbot, own_samples)
+    yield win
+    win.controller.shutdown()
+
+
+def vpos(win: MainWindow, x: int, y: int) -> QPoint:
+    """The viewport position of image pixel ``(x, y)``'s centre."""
+    canvas = win.viewer.canvas
+    pos = canvas.mapFromScene(QPointF(x + 0.5, y + 0.5))
+    assert canvas.viewport().rect().contains(pos), f"pixel {(x, y)} is not visible"
+    return pos
+
+
+def drag(qtbot: QtBot, win: MainWindow, points: list[tuple[int, int]]) -> None:
+    """Press at the first point, move through the others, release at the last."""
+    vp = win.viewer.canvas.viewport()
+    qtbot.mousePress(vp, Qt.MouseButton.LeftButton, pos=vpos(win, *points[0]))
+    for p in points[1:]:
+        qtbot.mouseMove(vp, vpos(win, *p))
+    qtbot.mouseRelease(vp, Qt.MouseButton.LeftButton, pos=vpos(win, *points[-1]))
+
+
+def click(qtbot: QtBot, win: MainWindow, x: int, y: int) -> None:
+    """A left click on pixel ``(x, y)``."""
+    qtbot.mouseClick(win.viewer.canvas.viewport(), Qt.MouseButton.LeftButton,
+                     pos=vpos(win, x, y))

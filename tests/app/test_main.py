@@ -27,7 +27,7 @@ def test_samples_env_override(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -
 
 
 def test_light_imports() -> None:
-    code = ("import sys, app.main, app.main_window; "
+    code = ("import sys, app.main, app.shell.main_window; "
             "print(sorted(m for m in ('torch', 'cv2', 'core.inference') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                          check=True).stdout
