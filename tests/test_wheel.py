@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.checkpoint import read_info
+from core.checkpoints.checkpoint import read_info
 from core.cli import main as cli_main
 from core.paths import DEFAULT_MODEL, RESOURCES, SAMPLES
 

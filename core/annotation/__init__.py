@@ -6,7 +6,7 @@ Qt-free and torch-free: the app's brush UI wraps these classes (an :class:`Edit`
 
 from __future__ import annotations
 
-from core.annotation.labels import BBox, Edit, EditHistory, LabelImage, Region, Stroke
+from core.annotation.labels import BBox, Edit, LabelImage, Region, Stroke
 from core.annotation.tools import (
     brush_stroke,
     disk,
@@ -19,7 +19,6 @@ from core.annotation.tools import (
 __all__ = [
     "BBox",
     "Edit",
-    "EditHistory",
     "LabelImage",
     "Region",
     "Stroke",

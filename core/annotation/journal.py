@@ -34,6 +34,11 @@ Use from one thread. The app's calls, per image::
     journal.append_edit(edit, undo=True)        # after an undo (redo: append_edit(edit))
     project.save_mask(image_id, mask, ...)
     journal.clear_after_save(mask)              # after each successful save
+
+The app (``app.features.editing.journaling``) appends a start only when it matters: before
+a session's first change (the mask as it was before that change, then the change) or at
+once for a start that is itself unsaved work (a mask file); with no saved mask,
+:attr:`Journal.start` gives the recovered session its starting mask back.
 """
 
 from __future__ import annotations
@@ -114,6 +119,9 @@ class Journal:
         self.num_classes = num_classes
         self.discarded = ""
         """Why an existing journal was not (fully) replayed; empty when it was."""
+        self.start: np.ndarray | None = None
+        """After :meth:`replay` over no saved mask: the mask its first record set (where
+        the session started, e.g. a prediction), else None."""
         self._base: bytes | None = None  # None until replay() says what the records are over
         self._seq = 0
 
@@ -172,7 +180,7 @@ class Journal:
                 raise MaskError(f"Cannot replay the journal {self.path} over a {saved.dtype} "
                                 f"{saved.shape} mask: it is for uint8 {self.shape}")
         base = NO_BASE if saved is None else mask_digest(saved)
-        self.discarded = ""
+        self.discarded, self.start = "", None
         self._base, self._seq = base, 0
         try:
             data = self.path.read_bytes()
@@ -191,6 +199,8 @@ class Journal:
         mask = np.zeros(self.shape, np.uint8) if saved is None else saved.copy()
         for record in records:
             record.apply(mask)
+            if saved is None and record.seq == 1:
+                self.start = mask.copy()
         self._seq = len(records)
         return (mask, len(records)) if records else (saved, 0)
 

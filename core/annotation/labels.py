@@ -13,8 +13,8 @@ Coordinates: a :class:`BBox` is ``(x0, y0, x1, y1)`` with exclusive ends, in pix
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from types import EllipsisType
 from typing import NamedTuple
 
@@ -23,7 +23,7 @@ import numpy as np
 from core.data.palette import VOID
 from core.errors import MaskError
 
-__all__ = ["BBox", "Edit", "EditHistory", "LabelImage", "Region", "Stroke"]
+__all__ = ["BBox", "Edit", "LabelImage", "Region", "Stroke"]
 
 
 class BBox(NamedTuple):
@@ -374,37 +374,6 @@ class LabelImage:
         self._set(edit, edit.new)
 
 
-def merge_edits(edits: Iterable[Edit], label: str) -> Edit | None:
-    """One edit equivalent to applying ``edits`` in order (each pixel keeps its first old
-    value and its last new value)."""
-    edits = list(edits)
-    if not edits:
-        return None
-    if len(edits) == 1:
-        e = edits[0]
-        return Edit(e.bbox, e.runs, e.old, e.new, e.count, label)
-    bbox = edits[0].bbox
-    for e in edits[1:]:
-        bbox = bbox.union(e.bbox)
-    touched = np.zeros((bbox.height, bbox.width), bool)
-    old = np.zeros((bbox.height, bbox.width), np.uint8)
-    new = np.zeros((bbox.height, bbox.width), np.uint8)
-    for e in edits:  # last new value wins
-        sl = (slice(e.bbox.y0 - bbox.y0, e.bbox.y1 - bbox.y0),
-              slice(e.bbox.x0 - bbox.x0, e.bbox.x1 - bbox.x0))
-        fp = e.footprint()
-        new[sl][fp] = e.new
-        touched[sl] |= fp
-    for e in reversed(edits):  # first old value wins
-        sl = (slice(e.bbox.y0 - bbox.y0, e.bbox.y1 - bbox.y0),
-              slice(e.bbox.x0 - bbox.x0, e.bbox.x1 - bbox.x0))
-        old[sl][e.footprint()] = e.old
-    changed = touched & (old != new)
-    if not changed.any():
-        return None
-    return Edit.from_arrays(bbox, changed, old[changed], new[changed], label)
-
-
 class Stroke:
     """A brush or eraser stroke in progress; one :class:`Edit` when finished.
 
@@ -464,80 +433,3 @@ class Stroke:
             self.image._data[b.slices][sel] = old
             self.image._notify(b)
         self._parts = []
-
-
-@dataclass
-class EditHistory:
-    """A headless undo/redo stack of :class:`Edit` records with a memory and a step cap.
-
-    The oldest edits are dropped when the history holds more than ``max_bytes`` (counted
-    with :attr:`Edit.nbytes`) or ``max_steps`` edits. The Qt side may use a QUndoStack
-    instead; this class serves the CLI, tests and non-Qt front ends.
-    """
-
-    image: LabelImage
-    max_bytes: int = 64 * 2**20
-    max_steps: int = 1000
-    _done: list[Edit] = field(default_factory=list, init=False, repr=False)
-    _undone: list[Edit] = field(default_factory=list, init=False, repr=False)
-    _bytes: int = field(default=0, init=False, repr=False)
-
-    def push(self, edit: Edit | None) -> None:
-        """Record an edit that has been applied (None is ignored); clears the redo stack."""
-        if edit is None:
-            return
-        self._done.append(edit)
-        self._bytes += edit.nbytes
-        for e in self._undone:
-            self._bytes -= e.nbytes
-        self._undone.clear()
-        while self._done and (len(self._done) > self.max_steps or
-                              (self._bytes > self.max_bytes and len(self._done) > 1)):
-            self._bytes -= self._done.pop(0).nbytes
-
-    def undo(self) -> Edit | None:
-        """Undo the latest edit; return it (None when there is nothing to undo)."""
-        if not self._done:
-            return None
-        edit = self._done.pop()
-        self.image.undo(edit)
-        self._undone.append(edit)
-        return edit
-
-    def redo(self) -> Edit | None:
-        """Redo the latest undone edit; return it (None when there is nothing to redo)."""
-        if not self._undone:
-            return None
-        edit = self._undone.pop()
-        self.image.redo(edit)
-        self._done.append(edit)
-        return edit
-
-    @property
-    def can_undo(self) -> bool:
-        """Whether :meth:`undo` would do something."""
-        return bool(self._done)
-
-    @property
-    def can_redo(self) -> bool:
-        """Whether :meth:`redo` would do something."""
-        return bool(self._undone)
-
-    @property
-    def nbytes(self) -> int:
-        """Memory held by all recorded edits (undo and redo sides)."""
-        return self._bytes
-
-    def __len__(self) -> int:
-        return len(self._done)
-
-    @property
-    def edits(self) -> list[Edit]:
-        """The undoable edits, oldest first (a copy)."""
-        return list(self._done)
-
-    def clear(self) -> None:
-        """Forget every edit."""
-        self._done.clear()
-        self._undone.clear()
-        self._bytes = 0

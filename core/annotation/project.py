@@ -2,16 +2,27 @@
 
 Layout::
 
-    project.json                  image list, sources, which images are corrected
-    class_names.txt               one class name a line, background first
+    project.json                  classes (names, colors), image list, sources, which
+                                  images are corrected or held out, how much of each
+                                  mask is labelled
+    class_names.txt               one class name a line, label 0 first
     JPEGImages/<id>.<ext>         only for images copied into the project
     SegmentationClass/<id>.png    palette PNG masks (VOC colormap, 255 = void)
     Corrections/<id>.png          1 where the user corrected the mask (for fine-tuning)
+    .saves/<id>.json              which mask and corrections belong together (core.annotation.saves)
     .journal/<id>.fcnj            strokes since the last save (core.annotation.journal)
 
 Every file is written atomically (a failed write leaves the previous file intact), and
 :meth:`Project.save_mask` is cheap when nothing changed (a hash, no PNG encoding, no
-write), so it suits autosave.
+write), so it suits autosave. A mask and its corrections are two files; the save manifest
+records which belong together, so a save killed between them never pairs a mask with the
+corrections of another save (:meth:`Project.load_pair`).
+
+The project owns its classes (:mod:`core.annotation.classes`): names and colors, recorded
+in ``project.json`` beside the names of ``class_names.txt``; projects saved before colors
+were recorded get the VOC palette. A class edit renumbers every mask of the project,
+crash-safe and undoable (:mod:`core.annotation.renumber`); :meth:`Project.open` finishes
+one that was interrupted.
 """
 
 from __future__ import annotations
@@ -28,21 +39,34 @@ from pathlib import Path
 
 import numpy as np
 
+from core.annotation.classes import (
+    ClassListError,
+    ProjectClass,
+    as_classes,
+    check_classes,
+    recorded_classes,
+)
 from core.annotation.journal import Journal
+from core.annotation.saves import LEGACY, SAVES_DIR, SavedMask, SaveRecord
 from core.atomic import atomic_path, atomic_write_text, clean_stale_temps
-from core.data.imageio import check_mask, image_size, read_image, read_mask, write_mask
-from core.data.palette import VOC_PALETTE, VOID, read_class_names, write_class_names
-from core.errors import DatasetError, ImageReadError, MaskError, WriteError
+from core.data.imageio import check_mask, image_size, read_image, read_mask
+from core.data.palette import VOID, read_class_names, write_class_names
+from core.errors import DatasetError, FCNStudioError, ImageReadError, MaskError, WriteError
 from core.fileio import describe_os_error, is_regular_file, read_bytes, resolve
 from core.jsonio import read_json
 
-__all__ = ["PROJECT_FILE", "Project", "ProjectImage"]
+__all__ = ["CORRECTED", "NOT_ANNOTATED", "PROJECT_FILE", "ROUGH", "ROUGH_LABELLED_BELOW",
+           "Project", "ProjectImage", "SavedMask"]
 
 PROJECT_FILE = "project.json"
 FORMAT = "fcn-studio-project/1"
 DEFAULT_FOLDER_NAME = "fcn-studio-project"
-_CORRECTION_PALETTE = np.array([[0, 0, 0], [255, 255, 255]], np.uint8)
 _BAD_ID_CHARS = re.compile(r"[\s/\\]+")
+NOT_ANNOTATED, ROUGH, CORRECTED = "not annotated", "rough labels", "corrected"
+"""An image's annotation state (:meth:`Project.image_state`)."""
+ROUGH_LABELLED_BELOW = 0.5
+"""A user's mask labelling less than this share of its pixels holds rough labels (strokes,
+every other pixel void and ignored by training, as in ilastik); at or above it, corrected."""
 
 
 @dataclass
@@ -55,23 +79,31 @@ class ProjectImage:
             when possible, else absolute.
         copied: Whether the image lives in the project's ``JPEGImages/``.
         corrected: Whether the user has corrected (saved an edited) mask for it.
+        held_out: Not trained on: scored before and after each training round.
+        labelled: The share of the saved mask's pixels that are not void (None: not known
+            yet, e.g. saved by an older version).
     """
 
     id: str
     path: str
     copied: bool = False
     corrected: bool = False
+    held_out: bool = False
+    labelled: float | None = None
 
     def to_dict(self) -> dict:
         """JSON-ready form."""
         return {"id": self.id, "path": self.path, "copied": self.copied,
-                "corrected": self.corrected}
+                "corrected": self.corrected, "held_out": self.held_out,
+                "labelled": self.labelled}
 
     @classmethod
     def from_dict(cls, d: dict) -> ProjectImage:
         """Inverse of :meth:`to_dict`."""
+        labelled = d.get("labelled")
         return cls(str(d["id"]), str(d["path"]), bool(d.get("copied", False)),
-                   bool(d.get("corrected", False)))
+                   bool(d.get("corrected", False)), bool(d.get("held_out", False)),
+                   float(labelled) if isinstance(labelled, (int, float)) else None)
 
 
 def _digest(*arrays: np.ndarray | None) -> str:
@@ -85,6 +117,10 @@ def _digest(*arrays: np.ndarray | None) -> str:
     return h.hexdigest()
 
 
+def _labelled(mask: np.ndarray) -> float:
+    return round(float(np.count_nonzero(mask != VOID)) / max(1, mask.size), 4)
+
+
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
@@ -92,16 +128,38 @@ def _now() -> str:
 class Project:
     """An annotation project folder (see the module docstring for the layout)."""
 
-    def __init__(self, folder: Path, class_names: list[str], images: list[ProjectImage],
-                 created: str = "") -> None:
-        """Use :meth:`create` or :meth:`open`."""
+    def __init__(self, folder: Path, class_names: Sequence[str] | Sequence[ProjectClass],
+                 images: list[ProjectImage], created: str = "") -> None:
+        """Use :meth:`create` or :meth:`open` (``class_names``: names, VOC colors, or
+        :class:`ProjectClass` objects)."""
         self.folder = Path(folder)
-        self.class_names = list(class_names)
+        self.classes: tuple[ProjectClass, ...] = as_classes(class_names)
         self.images = images
         self.created = created or _now()
         self._by_id = {im.id: im for im in images}
         self._saved: dict[str, str] = {}  # id -> digest of the last saved mask + corrections
         self._sizes: dict[str, tuple[int, int]] = {}  # id -> image (width, height)
+        self.recovered = None  # the class edit open() finished after a crash (an EditResult)
+
+    @property
+    def class_names(self) -> list[str]:
+        """The class names, label 0 first."""
+        return [c.name for c in self.classes]
+
+    @property
+    def colors(self) -> list[tuple[int, int, int]]:
+        """The class colors, label 0 first."""
+        return [c.color for c in self.classes]
+
+    def set_classes(self, classes: Sequence[ProjectClass]) -> None:
+        """Record a new class list: ``project.json``, then ``class_names.txt``.
+
+        Only :mod:`core.annotation.renumber` calls it, with the masks renumbered to match.
+        """
+        self.classes = check_classes(classes)
+        self._saved.clear()
+        self.save()
+        write_class_names(self.folder / "class_names.txt", self.class_names)
 
     # ------------------------------------------------------------------ create / open
 
@@ -120,36 +178,35 @@ class Project:
         return folder / DEFAULT_FOLDER_NAME
 
     @classmethod
-    def create(cls, folder: str | os.PathLike[str], class_names: Sequence[str],
+    def create(cls, folder: str | os.PathLike[str],
+               class_names: Sequence[str] | Sequence[ProjectClass],
                images: Iterable[str | os.PathLike[str]] = (), *,
                copy_images: bool = False) -> Project:
         """Create a new project in ``folder`` (created if needed) and save it.
 
         Args:
             folder: The project folder; it must not hold a project already.
-            class_names: Class names, background first (at most 255 classes).
+            class_names: Class names (VOC palette colors) or :class:`ProjectClass`
+                objects, label 0 first (at most 255 classes).
             images: Image files to add.
             copy_images: Copy the images into ``JPEGImages/`` instead of referencing them.
 
         Raises:
-            DatasetError: The folder already holds a project, the class names are bad, or
-                an image cannot be read.
+            DatasetError: The folder already holds a project, the classes are bad
+                (:class:`~core.annotation.classes.ClassListError`), or an image cannot be
+                read.
         """
         folder = Path(folder)
         if os.path.lexists(folder / PROJECT_FILE):
             raise DatasetError(f"{folder} already holds a project; open it instead")
-        names = [str(n).strip() for n in class_names]
-        if not names or any(not n for n in names) or len(set(names)) != len(names):
-            raise DatasetError(f"Class names must be non-empty and distinct, got {names}")
-        if len(names) > VOID:
-            raise DatasetError(f"A project has at most {VOID} classes, got {len(names)}")
+        classes = as_classes(class_names, strict=True)
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise WriteError(f"Cannot create the project folder {folder}: "
                              f"{describe_os_error(exc)}") from exc
-        project = cls(folder, names, [])
-        write_class_names(folder / "class_names.txt", names)
+        project = cls(folder, classes, [])
+        write_class_names(folder / "class_names.txt", project.class_names)
         project.add_images(images, copy_images=copy_images)
         project.save()
         return project
@@ -175,23 +232,29 @@ class Project:
             names = [str(n) for n in d["class_names"]]
             if len({im.id for im in images}) != len(images):
                 raise ValueError("image ids repeat")
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            classes = recorded_classes(names, d.get("classes"))
+        except (ValueError, KeyError, TypeError, AttributeError, ClassListError) as exc:
             raise DatasetError(f"Cannot open project {f}: {exc}") from exc
+        for sub in (folder, folder / "SegmentationClass", folder / "Corrections",
+                    folder / "JPEGImages", folder / SAVES_DIR):
+            clean_stale_temps(sub)  # left by a process killed while writing
+        project = cls(folder, classes, images, created=str(d.get("created", "")))
+        from core.annotation.renumber import recover
+
+        project.recovered = recover(project)  # a class edit cut off by a crash is finished
         names_file = folder / "class_names.txt"
-        if is_regular_file(names_file) and read_class_names(names_file) != names:
+        if is_regular_file(names_file) and read_class_names(names_file) != project.class_names:
             raise DatasetError(
                 f"{names_file} disagrees with {f} on the class names; fix one of them"
             )
-        for sub in (folder, folder / "SegmentationClass", folder / "Corrections",
-                    folder / "JPEGImages"):
-            clean_stale_temps(sub)  # left by a process killed while writing
-        return cls(folder, names, images, created=str(d.get("created", "")))
+        return project
 
     def save(self) -> None:
         """Write ``project.json`` atomically."""
         d = {
             "format": FORMAT,
             "class_names": self.class_names,
+            "classes": [c.to_dict() for c in self.classes],
             "created": self.created,
             "modified": _now(),
             "images": [im.to_dict() for im in self.images],
@@ -294,6 +357,10 @@ class Project:
 
     # ------------------------------------------------------------------ masks
 
+    def _record(self, image_id: str) -> SaveRecord:
+        return SaveRecord(self.folder, self.image(image_id).id, self.mask_path(image_id),
+                          self.corrections_path(image_id))
+
     def load_mask(self, image_id: str) -> np.ndarray | None:
         """The saved mask (``H x W`` uint8), or None when there is none yet."""
         path = self.mask_path(image_id)
@@ -301,30 +368,56 @@ class Project:
             return None
         return read_mask(path)
 
+    def load_pair(self, image_id: str) -> SavedMask | None:
+        """The saved mask with the corrections that belong to it; None when there is none.
+
+        The save manifest says which corrections belong to the mask on disk: after a save
+        cut off between its two files, the previous corrections (kept for that) are used;
+        a mask that matches no recorded save has unknown corrections (``status
+        "unknown"``, counted as the user's whole mask, never paired with the file beside
+        it). Projects saved before manifests existed are read as they are.
+
+        Raises:
+            MaskError: A file is unreadable.
+        """
+        entry = self.image(image_id)
+        saved = self._record(image_id).load(entry.corrected)
+        if saved is not None and saved.status != LEGACY and saved.corrected != entry.corrected:
+            entry.corrected = saved.corrected  # a save was cut off before project.json
+            with contextlib.suppress(FCNStudioError):
+                self.save()
+        return saved
+
     def load_corrections(self, image_id: str) -> np.ndarray | None:
-        """Boolean ``H x W`` corrected pixels, or None (no record: treat all as labelled)."""
-        path = self.corrections_path(image_id)
-        if not is_regular_file(path):
-            return None
-        return read_mask(path) > 0
+        """Boolean ``H x W`` corrected pixels, or None (no record: treat all as labelled).
+
+        The corrections of the saved mask (:meth:`load_pair`), never those of another save.
+        """
+        saved = self.load_pair(image_id)
+        return saved.corrections if saved is not None else None
 
     def save_mask(self, image_id: str, mask: np.ndarray,
                   corrected: np.ndarray | bool | None = None) -> bool:
         """Save a mask (and its corrected pixels) atomically; skip it when nothing changed.
+
+        The corrections file is renamed into place first, then the mask; the save manifest
+        (written before and after) records which belong together
+        (:mod:`core.annotation.saves`), so a kill at any moment leaves files that
+        :meth:`load_pair` pairs correctly.
 
         Args:
             image_id: The image.
             mask: ``H x W`` labels in ``0 .. len(class_names) - 1`` or 255.
             corrected: Boolean ``H x W`` array of corrected pixels (stored in
                 ``Corrections/``); True: the whole mask is the user's (no corrections file);
-                False: the image is not corrected; None: leave the record as it is.
+                False: the image is not corrected; None: keep the saved mask's record.
 
         Returns:
             Whether anything was written.
 
         Raises:
             MaskError: The mask does not fit the image size or the class count, or a file
-                cannot be written (the previous file is then left intact).
+                cannot be written (the previous files are then left intact).
         """
         entry = self.image(image_id)
         mask = np.asarray(mask)
@@ -332,6 +425,10 @@ class Project:
         digest = _digest(mask, corr, np.array([corrected is True, corrected is False]))
         if self._saved.get(image_id) == digest:
             return False
+        record = self._record(image_id)
+        if corrected is None:
+            corrected = record.kept_corrections(entry.corrected)
+            corr = None if isinstance(corrected, (bool, type(None))) else corrected
         check_mask(mask, mask.shape, len(self.class_names), self.mask_path(image_id))
         height, width = mask.shape
         if image_id not in self._sizes and is_regular_file(self._raw_path(image_id)):
@@ -344,26 +441,29 @@ class Project:
                 )
         if corr is not None and corr.shape != mask.shape:
             raise MaskError(f"Corrected pixels are {corr.shape}, the mask is {mask.shape}")
-        flag = entry.corrected
-        with contextlib.ExitStack() as stack:
-            # Both files are encoded into temporary files first and then renamed one right
-            # after the other, so a mask and its corrections always come from one save
-            # (a kill can only fall between two renames).
-            if corr is not None:
-                corr_tmp = stack.enter_context(atomic_path(self.corrections_path(image_id)))
-                write_mask(corr_tmp, corr.astype(np.uint8), _CORRECTION_PALETTE)
-                flag = bool(corr.any())
-            elif corrected is not None:
-                with contextlib.suppress(FileNotFoundError):
-                    self.corrections_path(image_id).unlink()
-                flag = bool(corrected)
-            mask_tmp = stack.enter_context(atomic_path(self.mask_path(image_id)))
-            write_mask(mask_tmp, mask, VOC_PALETTE)
-        if flag != entry.corrected:
-            entry.corrected = flag
+        flag = record.write(np.ascontiguousarray(mask, np.uint8),
+                            corr if corr is not None else corrected, entry.corrected)
+        labelled = _labelled(mask)
+        if flag != entry.corrected or labelled != entry.labelled:
+            entry.corrected, entry.labelled = flag, labelled
             self.save()
         self._saved[image_id] = digest
         return True
+
+    def rewrite_mask(self, image_id: str, mask: np.ndarray) -> None:
+        """Replace a saved mask by its renumbering (a class edit), keeping the corrections
+        that belong to it; the labels are not checked against the class list (the class
+        edit records the new one once every mask is rewritten).
+
+        Raises:
+            MaskError: A file cannot be read or written (the previous files stay intact).
+        """
+        entry, record = self.image(image_id), self._record(image_id)
+        corrected = record.kept_corrections(entry.corrected)
+        entry.corrected = record.write(np.ascontiguousarray(mask, np.uint8), corrected,
+                                       entry.corrected)
+        entry.labelled = _labelled(mask)  # (project.json is written with the new classes)
+        self._saved.pop(image_id, None)
 
     def journal(self, image_id: str) -> Journal:
         """The stroke journal of ``image_id`` (then ``journal.replay(self.load_mask(...))``)."""
@@ -379,19 +479,63 @@ class Project:
         """Images that have a saved mask."""
         return [im.id for im in self.images if self.has_mask(im.id)]
 
+    # ------------------------------------------------------------------ training rounds
+    def training_ids(self) -> list[str]:
+        """Images to train on: every annotated image (rough labels or corrected masks) that
+        is not held out."""
+        return [i for i in self.corrected_ids() if not self.image(i).held_out]
+
+    def held_out_ids(self) -> list[str]:
+        """Images marked as held out (scored before and after training, never trained on)."""
+        return [im.id for im in self.images if im.held_out]
+
+    def set_held_out(self, image_id: str, held_out: bool) -> bool:
+        """Mark ``image_id`` as held out (or not); True when that changed (project.json
+        written).
+
+        Raises:
+            DatasetError: No such image.
+            WriteError: project.json cannot be written (the mark is not changed).
+        """
+        entry = self.image(image_id)
+        if entry.held_out == bool(held_out):
+            return False
+        entry.held_out = bool(held_out)
+        try:
+            self.save()
+        except FCNStudioError:
+            entry.held_out = not entry.held_out
+            raise
+        return True
+
+    def image_state(self, image_id: str) -> str:
+        """:data:`NOT_ANNOTATED`, :data:`ROUGH` (the user's mask labels less than
+        :data:`ROUGH_LABELLED_BELOW` of its pixels) or :data:`CORRECTED`.
+
+        The labelled share is recorded at each save; for a mask saved by an older version
+        it is read from the mask once (and recorded with the next write of project.json).
+        """
+        entry = self.image(image_id)
+        if not entry.corrected or not self.has_mask(image_id):
+            return NOT_ANNOTATED
+        if entry.labelled is None:
+            try:
+                entry.labelled = _labelled(read_mask(self.mask_path(image_id)))
+            except FCNStudioError:
+                return CORRECTED
+        return ROUGH if entry.labelled < ROUGH_LABELLED_BELOW else CORRECTED
+
     def training_items(self, ids: Sequence[str] | None = None
                        ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
         """``(rgb, mask, corrected)`` triples for fine-tuning (default: corrected images)."""
         ids = self.corrected_ids() if ids is None else list(ids)
         items = []
         for image_id in ids:
-            mask = self.load_mask(image_id)
-            if mask is None:
+            saved = self.load_pair(image_id)
+            if saved is None:
                 raise DatasetError(f"Image {image_id!r} of {self.folder} has no mask yet")
-            items.append((self.read_image(image_id), mask, self.load_corrections(image_id)))
+            items.append((self.read_image(image_id), saved.mask, saved.corrections))
         return items
-
-    # ------------------------------------------------------------------ export
 
     def export_voc(self, out: str | os.PathLike[str], *, ids: Sequence[str] | None = None,
                    val_fraction: float = 0.2, seed: int = 0, corrected_only: bool = False,
@@ -399,45 +543,10 @@ class Project:
                    progress: Callable[[int, int], None] | None = None) -> Path:
         """Write a VOC dataset that ``python -m core train`` accepts; return its root.
 
-        Writes ``JPEGImages``, ``SegmentationClass``, ``ImageSets/Segmentation/{train,val,
-        trainval}.txt`` and ``class_names.txt``.
-
-        Args:
-            out: Dataset folder (created if needed).
-            ids: Images to export (default: every image with a mask).
-            val_fraction: Share of images listed in ``val`` (none when fewer than two).
-            seed: Seeds the train/val split.
-            corrected_only: Set the pixels the user did not correct to 255 (void).
-            image_ext: Image format of ``JPEGImages`` (``.jpg`` at quality 95, ``.png``).
-            progress: Called as ``progress(done, total)``.
-
-        Raises:
-            DatasetError: No image has a mask.
+        See :func:`core.annotation.voc_export.export_voc` for the arguments.
         """
-        from core.data.voc import write_voc_dataset  # imports torch
+        from core.annotation.voc_export import export_voc
 
-        ids = self.labeled_ids() if ids is None else list(ids)
-        if not ids:
-            raise DatasetError(f"Project {self.folder} has no saved mask to export")
-        n_val = round(len(ids) * val_fraction) if len(ids) >= 2 else 0
-        n_val = min(max(n_val, 1 if val_fraction > 0 and len(ids) >= 2 else 0), len(ids) - 1)
-        order = np.random.default_rng(seed).permutation(len(ids))
-        val = {ids[i] for i in order[:n_val]}
-        splits = {"train": [i for i in ids if i not in val], "val": [i for i in ids if i in val],
-                  "trainval": ids}
-
-        def items():
-            for k, image_id in enumerate(ids):
-                mask = self.load_mask(image_id)
-                if mask is None:
-                    raise DatasetError(f"Image {image_id!r} of {self.folder} has no mask yet")
-                if corrected_only:
-                    corr = self.load_corrections(image_id)
-                    if corr is not None:
-                        mask = np.where(corr, mask, np.uint8(VOID)).astype(np.uint8)
-                yield image_id, self.read_image(image_id), mask
-                if progress is not None:
-                    progress(k + 1, len(ids))
-
-        return write_voc_dataset(out, items(), self.class_names, splits,
-                                 image_ext=image_ext, quality=95)
+        return export_voc(self, out, ids=ids, val_fraction=val_fraction, seed=seed,
+                          corrected_only=corrected_only, image_ext=image_ext,
+                          progress=progress)

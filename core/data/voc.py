@@ -19,18 +19,13 @@ from core.data.imageio import check_mask, read_image, read_mask, write_image, wr
 from core.data.palette import VOC_CLASSES, VOC_PALETTE, read_class_names, write_class_names
 from core.errors import DatasetError, MaskError
 from core.fileio import is_regular_file
-
-IMAGE_EXTENSIONS: tuple[str, ...] = (
-    ".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp",
-)
-"""Image file extensions looked for, in this order of preference (any case)."""
+from core.imagefiles import IMAGE_SUFFIXES
 
 CLASS_NAMES_FILE = "class_names.txt"
 
 Pair = tuple[Path, Path]
 
 __all__ = [
-    "IMAGE_EXTENSIONS",
     "FolderPairs",
     "SegmentationDataset",
     "VOCLayout",
@@ -42,8 +37,9 @@ _ID_RE = re.compile(r"^[^\s/\\]+$")
 
 
 def _index_images(folder: Path) -> dict[str, Path]:
-    """Map each image stem in ``folder`` to its file, preferring IMAGE_EXTENSIONS order."""
-    rank = {ext: i for i, ext in enumerate(IMAGE_EXTENSIONS)}
+    """Map each image stem in ``folder`` to its file, preferring the order of
+    :data:`~core.imagefiles.IMAGE_SUFFIXES`."""
+    rank = {ext: i for i, ext in enumerate(IMAGE_SUFFIXES)}
     best: dict[str, tuple[int, Path]] = {}
     try:
         entries = list(os.scandir(folder))
@@ -148,7 +144,7 @@ class VOCLayout:
         return [ln.split()[0] for ln in lines if ln.strip()]
 
     def image_path(self, image_id: str) -> Path | None:
-        """The image file of ``image_id`` (any of IMAGE_EXTENSIONS), or None."""
+        """The image file of ``image_id`` (any image extension), or None."""
         if self._images is None:
             self._images = _index_images(self.root / "JPEGImages")
         return self._images.get(image_id)

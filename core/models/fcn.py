@@ -14,12 +14,20 @@ import torch
 from torch import nn
 
 from core.models.geometry import CoordMap, crop_offset
+from core.models.upsampling import (
+    FINAL_UPSAMPLERS,
+    SKIP_UPSAMPLERS,
+    Upsampling,
+    bilinear_kernel,
+    crop,
+)
+from core.variants import VARIANTS
 
-VARIANTS: tuple[str, ...] = ("32s", "16s", "8s")
 VGG16_STAGES: tuple[tuple[int, int], ...] = ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3))
-FINAL_UPSAMPLERS: tuple[str, ...] = ("upscore", "upscore16", "upscore8")
-SKIP_UPSAMPLERS: tuple[str, ...] = ("upscore2", "upscore_pool4")
 SCORE_LAYERS: tuple[str, ...] = ("score_fr", "score_pool4", "score_pool3")
+AT_ONCE_SCALES: dict[str, float] = {"pool4": 0.01, "pool3": 0.0001}
+"""FCN-8s at-once: the fixed scaling of the pool features before their score layers."""
+_LAYERS = Upsampling()
 
 
 @dataclass(frozen=True)
@@ -69,37 +77,16 @@ def scaled_channels(channels: int, width: float) -> int:
     return max(1, round(channels * width))
 
 
-def bilinear_kernel(channels: int, kernel_size: int) -> torch.Tensor:
-    """Deconvolution weight that upsamples each channel bilinearly (class c -> class c)."""
-    factor = (kernel_size + 1) // 2
-    center = factor - 1 if kernel_size % 2 == 1 else factor - 0.5
-    og = torch.arange(kernel_size, dtype=torch.float64)
-    filt1d = 1 - (og - center).abs() / factor
-    filt = (filt1d[:, None] * filt1d[None, :]).float()
-    weight = torch.zeros(channels, channels, kernel_size, kernel_size)
-    weight[range(channels), range(channels)] = filt
-    return weight
-
-
-def _deconv(channels: int, kernel_size: int, stride: int) -> nn.ConvTranspose2d:
-    layer = nn.ConvTranspose2d(channels, channels, kernel_size, stride=stride, bias=False)
-    with torch.no_grad():
-        layer.weight.copy_(bilinear_kernel(channels, kernel_size))
-    return layer
-
-
-def _crop(t: torch.Tensor, offset: int, size: tuple[int, int] | torch.Size) -> torch.Tensor:
-    # Sizes are not converted to int, so a traced export (ONNX) keeps height and width dynamic.
-    h, w = size[0], size[1]
-    if not torch.jit.is_tracing() and (t.shape[-2] < offset + h or t.shape[-1] < offset + w):
-        raise RuntimeError(
-            f"score map {tuple(t.shape[-2:])} too small to crop {h}x{w} at offset {offset}"
-        )
-    return t[..., offset : offset + h, offset : offset + w]
+def _deconv(channels: int, kernel_size: int, stride: int,
+            device: torch.device | str | None) -> nn.ConvTranspose2d:
+    """A class-to-class deconvolution (initialized bilinear by :meth:`FCN.reset_parameters`)."""
+    return nn.ConvTranspose2d(channels, channels, kernel_size, stride=stride, bias=False,
+                              device=device)
 
 
 def add_vgg16_trunk(
-    module: nn.Module, width: float, conv1_padding: int = 100, dropout: float = 0.5
+    module: nn.Module, width: float, conv1_padding: int = 100, dropout: float = 0.5,
+    device: torch.device | str | None = None,
 ) -> list[str]:
     """Add conv1_1 ... pool5, fc6, fc7 (with ReLU and dropout) to ``module``; return their names."""
     names: list[str] = []
@@ -113,15 +100,15 @@ def add_vgg16_trunk(
         ch = scaled_channels(ch, width)
         for i in range(1, convs + 1):
             pad = conv1_padding if (stage, i) == (1, 1) else 1
-            add(f"conv{stage}_{i}", nn.Conv2d(in_ch, ch, 3, padding=pad))
+            add(f"conv{stage}_{i}", nn.Conv2d(in_ch, ch, 3, padding=pad, device=device))
             add(f"relu{stage}_{i}", nn.ReLU(inplace=True))
             in_ch = ch
         add(f"pool{stage}", nn.MaxPool2d(2, stride=2, ceil_mode=True))
     fc = scaled_channels(4096, width)
-    add("fc6", nn.Conv2d(in_ch, fc, 7))
+    add("fc6", nn.Conv2d(in_ch, fc, 7, device=device))
     add("relu6", nn.ReLU(inplace=True))
     add("drop6", nn.Dropout(dropout))
-    add("fc7", nn.Conv2d(fc, fc, 1))
+    add("fc7", nn.Conv2d(fc, fc, 1, device=device))
     add("relu7", nn.ReLU(inplace=True))
     add("drop7", nn.Dropout(dropout))
     return names
@@ -144,23 +131,28 @@ class FCN(nn.Module):
     Each output is a ``(N, num_classes, H, W)`` score map of exactly the input's size.
     """
 
-    def __init__(self, config: FCNConfig | None = None) -> None:
+    def __init__(self, config: FCNConfig | None = None, *,
+                 device: torch.device | str | None = None) -> None:
+        """Build the net; on the ``meta`` device (shapes only, no memory) it is not
+        initialized."""
         super().__init__()
         self.config = config = config or FCNConfig()
         n = config.num_classes
-        self._trunk = add_vgg16_trunk(self, config.width, config.conv1_padding, config.dropout)
+        self._trunk = add_vgg16_trunk(self, config.width, config.conv1_padding, config.dropout,
+                                      device)
         fc = scaled_channels(4096, config.width)
-        self.score_fr = nn.Conv2d(fc, n, 1)
-        self.score_pool4 = nn.Conv2d(scaled_channels(512, config.width), n, 1)
-        self.score_pool3 = nn.Conv2d(scaled_channels(256, config.width), n, 1)
-        self.upscore = _deconv(n, 64, 32)
-        self.upscore2 = _deconv(n, 4, 2)
-        self.upscore16 = _deconv(n, 32, 16)
-        self.upscore_pool4 = _deconv(n, 4, 2)
-        self.upscore8 = _deconv(n, 16, 8)
+        self.score_fr = nn.Conv2d(fc, n, 1, device=device)
+        self.score_pool4 = nn.Conv2d(scaled_channels(512, config.width), n, 1, device=device)
+        self.score_pool3 = nn.Conv2d(scaled_channels(256, config.width), n, 1, device=device)
+        self.upscore = _deconv(n, 64, 32, device)
+        self.upscore2 = _deconv(n, 4, 2, device)
+        self.upscore16 = _deconv(n, 32, 16, device)
+        self.upscore_pool4 = _deconv(n, 4, 2, device)
+        self.upscore8 = _deconv(n, 16, 8, device)
 
         self.offsets = self._derive_offsets()
-        self.reset_parameters()
+        if torch.device(device or "cpu").type != "meta":
+            self.reset_parameters()
         self.set_upsampling_trainable(
             final=config.learn_final_upsampling, skip=config.learn_skip_upsampling
         )
@@ -195,14 +187,14 @@ class FCN(nn.Module):
         for name in SCORE_LAYERS:
             nn.init.zeros_(getattr(self, name).weight)
             nn.init.zeros_(getattr(self, name).bias)
-        for name in FINAL_UPSAMPLERS + SKIP_UPSAMPLERS:
+        for name in (*FINAL_UPSAMPLERS.values(), *SKIP_UPSAMPLERS):
             layer = getattr(self, name)
             with torch.no_grad():
                 layer.weight.copy_(bilinear_kernel(layer.in_channels, layer.kernel_size[0]))
 
     def set_upsampling_trainable(self, *, final: bool, skip: bool) -> None:
         """Freeze or unfreeze the final and the intermediate (skip) deconvolutions."""
-        for name in FINAL_UPSAMPLERS:
+        for name in FINAL_UPSAMPLERS.values():
             getattr(self, name).weight.requires_grad_(final)
         for name in SKIP_UPSAMPLERS:
             getattr(self, name).weight.requires_grad_(skip)
@@ -214,7 +206,7 @@ class FCN(nn.Module):
 
     def head_parameters(self) -> Iterable[nn.Parameter]:
         """Parameters of the score layers and the deconvolutions."""
-        for name in SCORE_LAYERS + FINAL_UPSAMPLERS + SKIP_UPSAMPLERS:
+        for name in (*SCORE_LAYERS, *FINAL_UPSAMPLERS.values(), *SKIP_UPSAMPLERS):
             yield from getattr(self, name).parameters()
 
     def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -226,28 +218,55 @@ class FCN(nn.Module):
         feats: dict[str, torch.Tensor],
         size: tuple[int, int] | torch.Size,
         variants: Iterable[str] = VARIANTS,
+        upsampling: Upsampling | None = None,
+        streams: Iterable[str] | None = None,
     ) -> dict[str, torch.Tensor]:
-        """Fuse trunk features into the requested outputs, each cropped to ``size`` (H, W)."""
+        """Fuse trunk features into the requested outputs, each cropped to ``size`` (H, W).
+
+        The one implementation of the skip fusion (FCN-32s, 16s, 8s; the at-once variant's
+        0.01 / 0.0001 scales): ``upsampling`` only chooses how the deconvolutions are computed
+        (:mod:`core.models.upsampling`; default: the layers themselves).
+
+        ``streams`` (default: all of :data:`SCORE_LAYERS`) names the score terms that enter
+        the fusion; the others count as zero. The deconvolutions are linear and bias-free, so
+        the outputs of one call per stream sum exactly to the full output
+        (:mod:`core.insight.streams`).
+        """
         wanted = set(variants)
         if not wanted <= set(VARIANTS):
             raise ValueError(f"unknown variants {sorted(wanted - set(VARIANTS))}")
-        off = self.offsets
+        kept = set(SCORE_LAYERS if streams is None else streams)
+        if not kept <= set(SCORE_LAYERS):
+            raise ValueError(f"unknown streams {sorted(kept - set(SCORE_LAYERS))}")
+        up = upsampling if upsampling is not None else _LAYERS
         score_fr = self.score_fr(feats["fc7"])
+        if "score_fr" not in kept:
+            score_fr = torch.zeros_like(score_fr)
         out: dict[str, torch.Tensor] = {}
         if "32s" in wanted:
-            out["32s"] = _crop(self.upscore(score_fr), off["32s"], size)
+            out["32s"] = up.final(self, "32s", score_fr, size)
         if wanted & {"16s", "8s"}:
-            up2 = self.upscore2(score_fr)
-            pool4 = feats["pool4"] * 0.01 if self.config.scale_skips else feats["pool4"]
-            fuse4 = up2 + _crop(self.score_pool4(pool4), off["score_pool4"], up2.shape[-2:])
+            up2 = up.skip(self, "upscore2", score_fr)
+            fuse4 = up2 + self._skip_scores("pool4", feats, up2, "score_pool4" in kept)
             if "16s" in wanted:
-                out["16s"] = _crop(self.upscore16(fuse4), off["16s"], size)
+                out["16s"] = up.final(self, "16s", fuse4, size)
             if "8s" in wanted:
-                up4 = self.upscore_pool4(fuse4)
-                pool3 = feats["pool3"] * 0.0001 if self.config.scale_skips else feats["pool3"]
-                fuse3 = up4 + _crop(self.score_pool3(pool3), off["score_pool3"], up4.shape[-2:])
-                out["8s"] = _crop(self.upscore8(fuse3), off["8s"], size)
+                up4 = up.skip(self, "upscore_pool4", fuse4)
+                fuse3 = up4 + self._skip_scores("pool3", feats, up4, "score_pool3" in kept)
+                out["8s"] = up.final(self, "8s", fuse3, size)
         return {v: out[v] for v in VARIANTS if v in out}
+
+    def _skip_scores(self, pool: str, feats: dict[str, torch.Tensor],
+                     like: torch.Tensor, kept: bool = True) -> torch.Tensor:
+        """``score_<pool>`` of the pool features, aligned with ``like`` (cropped first: the
+        score layer is a 1x1 convolution), scaled by the at-once factor when configured;
+        zeros when the stream is not ``kept``."""
+        if not kept:
+            return torch.zeros_like(like)
+        x = crop(feats[pool], self.offsets[f"score_{pool}"], like.shape[-2:])
+        if self.config.scale_skips:
+            x = x * AT_ONCE_SCALES[pool]
+        return getattr(self, f"score_{pool}")(x)
 
     def forward(
         self, x: torch.Tensor, variants: Iterable[str] = VARIANTS

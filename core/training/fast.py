@@ -20,10 +20,12 @@ from dataclasses import dataclass, fields, replace
 import torch
 from torch import nn
 
+from core.inference.memory import is_oom
+from core.inference.runtime.backend import error_line
+from core.inference.runtime.border import BorderReuse, NotApplicable
+from core.inference.runtime.cuda import bf16_supported
+from core.inference.runtime.options import parse_bool
 from core.models.fcn import VARIANTS
-from core.runtime.backends import bf16_supported, error_line, is_oom
-from core.runtime.border import BorderReuse, NotApplicable
-from core.runtime.options import parse_bool
 from core.training.losses import multi_output_loss_tensors, parts_to_floats
 
 __all__ = [
@@ -50,7 +52,7 @@ class FastOptions:
     Attributes:
         channels_last: NHWC weights and activations.
         border_reuse: Skip the padded border's image-independent work (exact, gradients
-            too; :mod:`core.runtime.border`); not combined with ``compile``.
+            too; :mod:`core.inference.runtime.border`); not combined with ``compile``.
         compile: ``torch.compile`` the model (the first steps compile; later ones are faster).
         compile_mode: Its mode ("default", "max-autotune-no-cudagraphs"...).
         compile_backend: Its backend ("inductor"; "eager"/"aot_eager" for tests).

@@ -15,20 +15,23 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import ClassVar
+from typing import Any
 
 import numpy as np
 import torch
 
-from core.checkpoint import ModelInfo, save_checkpoint
+from core.checkpoints.checkpoint import ModelInfo, save_checkpoint
 from core.data.imageio import check_mask, read_image, read_mask
 from core.data.palette import VOID
-from core.errors import FCNStudioError
-from core.metrics import ConfusionAccumulator, scores_with_names
-from core.models.fcn import FCN, VARIANTS, bilinear_kernel
+from core.errors import Cancelled, FCNStudioError
+from core.metrics import VariantScores
+from core.models.fcn import FCN
+from core.models.upsampling import CroppedUpsampling, Upsampling
 from core.training.config import TrainConfig
+from core.training.defaults import MODE_DEFAULTS, SEED
 from core.training.losses import multi_output_loss
 from core.training.trainer import TrainProgress, lr_factor, make_optimizer
+from core.variants import VARIANTS
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +68,8 @@ class FineTuneConfig:
     """
 
     mode: str = "fast"
-    iterations: int = 200
-    lr: float = 1e-2
+    iterations: int = MODE_DEFAULTS["fast"][0]
+    lr: float = MODE_DEFAULTS["fast"][1]
     optimizer: str = "adam"
     weight_decay: float = 0.0
     batch_size: int = 4
@@ -79,9 +82,22 @@ class FineTuneConfig:
     hflip: bool = False
     crop_size: int | None = None
     schedule: str = "poly"
-    seed: int = 0
+    seed: int = SEED
     name: str | None = None
     pixels_per_step: int = 16384
+
+    @classmethod
+    def for_mode(cls, mode: str = "fast", **changes: Any) -> FineTuneConfig:
+        """The defaults of ``mode`` (:data:`core.training.defaults.MODE_DEFAULTS`) with
+        ``changes`` (None values keep the defaults): the app's Train and the CLI's
+        ``train --heads-only`` build their runs with it, so the same data gives the same
+        model."""
+        if mode not in MODE_DEFAULTS:
+            raise ValueError(f"mode must be one of {sorted(MODE_DEFAULTS)}, not {mode!r}")
+        iterations, lr = MODE_DEFAULTS[mode]
+        kw: dict[str, Any] = {"mode": mode, "iterations": iterations, "lr": lr}
+        kw.update({k: v for k, v in changes.items() if v is not None})
+        return cls(**kw)
 
     def __post_init__(self) -> None:
         if self.mode not in ("fast", "full"):
@@ -122,7 +138,10 @@ class FineTuneResult:
         loss_history: ``(iteration, loss)`` per step.
         before: Scores per variant on the given images before fine-tuning.
         after: The same after fine-tuning (empty when cancelled).
-        seconds: Wall time.
+        seconds: Wall time to the new checkpoint.
+        held_before: Scores per variant of the old model on the held-out images.
+        held_after: The same of the new model (both empty when not scored).
+        held_images: How many held-out images were scored.
     """
 
     checkpoint: Path | None
@@ -134,6 +153,9 @@ class FineTuneResult:
     before: dict[str, dict] = field(default_factory=dict)
     after: dict[str, dict] = field(default_factory=dict)
     seconds: float = 0.0
+    held_before: dict[str, dict] = field(default_factory=dict)
+    held_after: dict[str, dict] = field(default_factory=dict)
+    held_images: int = 0
 
 
 @dataclass
@@ -144,105 +166,6 @@ class _Sample:
     feats: dict[str, torch.Tensor] | None = None
     flipped: dict[str, torch.Tensor] | None = None
     evaluate: bool = True
-
-
-class _CroppedHeads:
-    """``model.heads`` with the fixed bilinear final upsamplers as cropped matrix products.
-
-    Mathematically identical to :meth:`FCN.heads` (to float rounding): an upsampler whose
-    weight is the bilinear kernel is separable, and only the output rows and columns that
-    survive the crop are computed, as ``U_rows @ scores @ U_cols.T``. On a CPU this is many
-    times faster than a ``ConvTranspose2d`` over the padded map. Used in fast mode whenever
-    every final upsampler is frozen and bilinear; otherwise the model's own heads run.
-    """
-
-    _FINALS: ClassVar[dict[str, str]] = {"32s": "upscore", "16s": "upscore16", "8s": "upscore8"}
-
-    def __init__(self, model: FCN) -> None:
-        self.model = model
-        self.kernels: dict[str, tuple[torch.Tensor, int]] = {}
-        for name in self._FINALS.values():
-            layer = getattr(model, name)
-            k = layer.kernel_size[0]
-            w = layer.weight.detach()
-            if layer.weight.requires_grad or not torch.equal(
-                w.cpu(), bilinear_kernel(layer.in_channels, k)
-            ):
-                raise ValueError(f"{name} is not a fixed bilinear upsampler")
-            factor = (k + 1) // 2
-            center = factor - 1 if k % 2 == 1 else factor - 0.5
-            og = torch.arange(k, dtype=torch.float64)
-            f1d = (1 - (og - center).abs() / factor).float().to(w.device)
-            self.kernels[name] = (f1d, layer.stride[0])
-        self._matrices: dict[tuple, torch.Tensor] = {}
-
-    @classmethod
-    def try_make(cls, model: FCN) -> _CroppedHeads | None:
-        """The fast heads, or None when the model's final upsamplers are not fixed bilinear."""
-        try:
-            return cls(model)
-        except ValueError:
-            return None
-
-    def _matrix(self, name: str, n_in: int, offset: int, size: int) -> torch.Tensor:
-        key = (name, n_in, offset, size)
-        m = self._matrices.get(key)
-        if m is None:
-            f1d, stride = self.kernels[name]
-            k = f1d.numel()
-            o = torch.arange(offset, offset + size, device=f1d.device)[:, None]
-            d = o - torch.arange(n_in, device=f1d.device)[None, :] * stride
-            inside = (d >= 0) & (d < k)
-            if int(o[-1, 0] - (n_in - 1) * stride) >= k and size:
-                raise RuntimeError(f"score map too small to crop {size} at offset {offset}")
-            m = torch.where(inside, f1d[d.clamp(0, k - 1)], torch.zeros((), device=f1d.device))
-            self._matrices[key] = m
-        return m
-
-    def _up(self, scores: torch.Tensor, variant: str, size: tuple[int, int],
-            pick: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
-        name = self._FINALS[variant]
-        off = self.model.offsets[variant]
-        rows = self._matrix(name, scores.shape[-2], off, size[0])
-        cols = self._matrix(name, scores.shape[-1], off, size[1])
-        if pick is not None:
-            rows, cols = rows[pick[0]], cols[pick[1]]
-        return rows @ scores @ cols.T
-
-    def __call__(self, feats: dict[str, torch.Tensor], size: tuple[int, int] | torch.Size,
-                 variants: Sequence[str],
-                 pick: tuple[torch.Tensor, torch.Tensor] | None = None,
-                 ) -> dict[str, torch.Tensor]:
-        """Like ``model.heads(feats, size, variants)``.
-
-        ``pick = (row_indices, col_indices)`` computes only those output rows and columns
-        (the loss of a step then sees that grid of pixels).
-        """
-        m, size = self.model, (int(size[0]), int(size[1]))
-        off = m.offsets
-        score_fr = m.score_fr(feats["fc7"])
-        out: dict[str, torch.Tensor] = {}
-        if "32s" in variants:
-            out["32s"] = self._up(score_fr, "32s", size, pick)
-        if "16s" in variants or "8s" in variants:
-            up2 = m.upscore2(score_fr)
-            h, w = up2.shape[-2:]
-            o4 = off["score_pool4"]
-            pool4 = feats["pool4"][..., o4 : o4 + h, o4 : o4 + w]  # a 1x1 conv: crop first
-            if m.config.scale_skips:
-                pool4 = pool4 * 0.01
-            fuse4 = up2 + m.score_pool4(pool4)
-            if "16s" in variants:
-                out["16s"] = self._up(fuse4, "16s", size, pick)
-            if "8s" in variants:
-                up4 = m.upscore_pool4(fuse4)
-                h, w = up4.shape[-2:]
-                o3 = off["score_pool3"]
-                pool3 = feats["pool3"][..., o3 : o3 + h, o3 : o3 + w]
-                if m.config.scale_skips:
-                    pool3 = pool3 * 0.0001
-                out["8s"] = self._up(up4 + m.score_pool3(pool3), "8s", size, pick)
-        return {v: out[v] for v in VARIANTS if v in out}
 
 
 def _pick_grid(target: torch.Tensor, budget: int, gen: torch.Generator
@@ -305,20 +228,29 @@ def _load_mixed(config: FineTuneConfig, n_items: int) -> list[Item]:
 
 
 def _scores(model: FCN, samples: Sequence[_Sample], info: ModelInfo,
-            variants: Sequence[str], heads: Callable | None) -> dict[str, dict]:
-    acc = {v: ConfusionAccumulator(info.num_classes) for v in variants}
+            upsampling: Upsampling | None) -> dict[str, dict]:
+    acc = VariantScores(info.class_names)
     model.eval()
     with torch.no_grad():  # not inference_mode: cached tensors are reused for training
         for s in samples:
             if not s.evaluate:
                 continue
-            if heads is not None and s.feats is not None:
-                out = heads(s.feats, s.image.shape[-2:], variants)
+            if s.feats is not None:
+                out = model.heads(s.feats, s.image.shape[-2:], VARIANTS, upsampling)
             else:
-                out = model(info.preprocessing(s.image), variants=variants)
-            for v in variants:
-                acc[v].update(s.truth[0], out[v][0].argmax(0))
-    return {v: scores_with_names(acc[v].scores(), list(info.class_names)) for v in variants}
+                out = model(info.preprocessing(s.image))
+            acc.add(s.truth[0], {v: o[0] for v, o in out.items()})
+    return acc.scores()
+
+
+def _held_out_scores(model: FCN, info: ModelInfo, pairs: Sequence[tuple[Path, Path]],
+                     device: torch.device, cancel: Callable[[], bool] | None
+                     ) -> dict[str, dict]:
+    from core.inference import Segmenter
+    from core.training.evaluate import evaluate_segmenter
+
+    seg = Segmenter(model, info, device=device, backend="torch")
+    return evaluate_segmenter(seg, pairs, cancel=cancel)
 
 
 def fine_tune(
@@ -331,6 +263,8 @@ def fine_tune(
     progress: Callable[[TrainProgress], None] | None = None,
     cancel: Callable[[], bool] | None = None,
     out_path: str | Path,
+    held_out: Sequence[tuple[Path, Path]] = (),
+    on_saved: Callable[[FineTuneResult], None] | None = None,
 ) -> FineTuneResult:
     """Fine-tune a copy of ``model`` on ``items`` and save it as a new checkpoint version.
 
@@ -344,9 +278,14 @@ def fine_tune(
         cancel: Checked before every step (and between images while caching); when it
             returns True the run stops without writing anything.
         out_path: The new checkpoint file (written atomically).
+        held_out: ``(image, mask)`` files not trained on, scored by the old and the new
+            model once the new checkpoint is written (any size: tiled).
+        on_saved: Called with the result as soon as the new checkpoint is written, before
+            the held-out images are scored (a UI can load the new version meanwhile).
 
     Returns:
-        A :class:`FineTuneResult` with before/after scores on ``items``.
+        A :class:`FineTuneResult` with before/after scores on ``items`` and, unless
+        cancelled while scoring them, on ``held_out``.
 
     Raises:
         FCNStudioError: No image or no labelled pixel to train on, or a mask that does
@@ -376,9 +315,8 @@ def fine_tune(
                 s.feats = work.features(x)
                 if config.hflip:
                     s.flipped = work.features(x.flip(-1))
-    heads = (_CroppedHeads.try_make(work) or work.heads) if fast else None
-    is_cropped = isinstance(heads, _CroppedHeads)
-    result.before = _scores(work, samples, info, list(VARIANTS), heads)
+    cropped = CroppedUpsampling.try_make(work) if fast else None
+    result.before = _scores(work, samples, info, cropped)
 
     for p in work.trunk_parameters():
         p.requires_grad_(not fast)
@@ -416,8 +354,9 @@ def fine_tune(
                 feats = s.flipped if flip else s.feats
                 if flip:
                     target = target.flip(-1)
-                pick = _pick_grid(target, config.pixels_per_step, gen) if is_cropped else None
-                out = heads(feats, s.image.shape[-2:], variants, pick)  # type: ignore[misc]
+                pick = _pick_grid(target, config.pixels_per_step, gen) if cropped else None
+                up = cropped.picking(pick) if cropped is not None else None
+                out = work.heads(feats, s.image.shape[-2:], variants, up)
                 if pick is not None:
                     target = target[:, pick[0]][:, :, pick[1]]
             elif transform is not None:
@@ -448,7 +387,7 @@ def fine_tune(
         p.requires_grad_(True)
     work.set_upsampling_trainable(final=work.config.learn_final_upsampling,
                                   skip=work.config.learn_skip_upsampling)
-    result.after = _scores(work, samples, info, list(VARIANTS), heads)
+    result.after = _scores(work, samples, info, cropped)
     if cancel is not None and cancel():
         result.seconds = time.perf_counter() - t0
         return result
@@ -480,4 +419,14 @@ def fine_tune(
     result.checkpoint, result.info, result.model = out_path, saved, work
     result.cancelled = False
     result.seconds = time.perf_counter() - t0
+    if on_saved is not None:
+        on_saved(result)
+    if held_out:
+        try:
+            before = _held_out_scores(model, info, held_out, device, cancel)
+            after = _held_out_scores(work, saved, held_out, device, cancel)
+        except Cancelled:  # the new version stays, without these scores
+            return result
+        result.held_before, result.held_after = before, after
+        result.held_images = len(held_out)
     return result

@@ -41,7 +41,7 @@ def save_train_state(
         extra: JSON-ready values stored with the state.
         model: When given (with ``info``), its weights and metadata are stored too, so the
             file alone resumes the run.
-        info: The model's :class:`core.checkpoint.ModelInfo`.
+        info: The model's :class:`core.checkpoints.checkpoint.ModelInfo`.
 
     Returns:
         ``info`` as stored (with its weights id and creation time), or None without a model.
@@ -63,7 +63,7 @@ def save_train_state(
     metadata: dict[str, str] = {}
     stamped = None
     if model is not None and info is not None:
-        from core.checkpoint import stamp_info
+        from core.checkpoints.checkpoint import stamp_info
 
         weights, stamped = stamp_info(model, info)
         tensors.update({_WEIGHT + k: v for k, v in weights.items()})
@@ -142,7 +142,7 @@ def resume_training(state_path: str | os.PathLike[str], model_path: str | os.Pat
     Raises:
         CheckpointError: Nothing to resume, or the files do not fit ``model``.
     """
-    from core.checkpoint import ModelInfo, load_checkpoint, load_state
+    from core.checkpoints.checkpoint import ModelInfo, load_checkpoint, load_state
 
     state_path, model_path = Path(state_path), Path(model_path)
     clean_stale_temps(state_path.parent)

@@ -14,7 +14,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset
 
-from core.checkpoint import ModelInfo, save_checkpoint
+from core.checkpoints.checkpoint import ModelInfo, save_checkpoint
 from core.models.fcn import FCN
 from core.training.config import TrainConfig
 from core.training.evaluate import evaluate

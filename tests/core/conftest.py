@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from core.checkpoint import ModelInfo, save_checkpoint
+from core.checkpoints.checkpoint import ModelInfo, save_checkpoint
 from core.data.scenes import SCENE_CLASSES, write_scene_dataset
 from core.models import fcn_vgg16
 

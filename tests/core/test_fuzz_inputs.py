@@ -20,12 +20,12 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from core.annotation.tools import brush_stroke, eyedropper
-from core.caffe import parse_net
-from core.checkpoint import ModelInfo
+from core.checkpoints.caffe_format import parse_net
+from core.checkpoints.checkpoint import ModelInfo
 from core.data.imageio import check_mask, image_size, read_image, read_mask
+from core.data.labelme import read_labelme
 from core.data.palette import read_class_names
 from core.errors import FCNStudioError
-from core.labelme import read_labelme
 
 CASES = int(os.environ.get("FCN_FUZZ_CASES", "400"))
 FUZZ = settings(derandomize=True, max_examples=CASES, deadline=None, database=None,
@@ -112,7 +112,7 @@ def test_labelme_reader(tmp_path_factory, doc, depth: int) -> None:
     except FCNStudioError as exc:
         _names_file(exc, path)
         return
-    from core.labelme import LabelMap, shapes_to_label
+    from core.data.labelme import LabelMap, shapes_to_label
 
     try:
         shapes_to_label(lf.shape, lf.shapes, LabelMap(("_background_", "a")), path)

@@ -14,8 +14,10 @@ import torch
 from PIL import Image
 
 from core.atomic import atomic_write_text, clean_stale_temps
-from core.checkpoint import ModelInfo, load_checkpoint, read_info, save_checkpoint
+from core.checkpoints.checkpoint import ModelInfo, load_checkpoint, read_info, save_checkpoint
 from core.data.imageio import image_size, read_image
+from core.data.labelme import LabelMap, LabelmeError, read_labelme
+from core.data.labelme_voc import labelme2voc
 from core.data.palette import read_class_names
 from core.errors import (
     CheckpointError,
@@ -25,7 +27,6 @@ from core.errors import (
     ImageReadError,
     WriteError,
 )
-from core.labelme import LabelMap, LabelmeError, labelme2voc, read_labelme
 from core.models import fcn_vgg16
 from core.training.config import TrainConfig, preset
 from core.training.state import load_train_state
