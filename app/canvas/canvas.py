@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QMouseEvent, QPainter, QWheelEvent
+import time
+
+from PySide6.QtCore import QCoreApplication, QPoint, QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QMouseEvent, QPainter, QPaintEvent, QWheelEvent
 from PySide6.QtWidgets import QFrame, QGraphicsItem, QGraphicsScene, QGraphicsView, QWidget
 
 from app.canvas.layers import Z_IMAGE, Z_OVERLAY, ArrayImageItem
+from app.canvas.tiles import TileSource
 from app.common.render import ImageBuffer
+
+Shown = ImageBuffer | TileSource | None
+"""What a layer shows: a tile source, an image buffer, or nothing."""
 
 MIN_ZOOM = 1 / 64
 MAX_ZOOM = 64.0
@@ -33,7 +39,11 @@ class ImageCanvas(QGraphicsView):
     def __init__(self, parent: QWidget | None = None) -> None:
         """An empty canvas with an image and an overlay layer."""
         super().__init__(parent)
-        self.setScene(QGraphicsScene(self))
+        scene = QGraphicsScene(self)
+        # a handful of layers: no BSP index to keep up to date (its deferred updates also
+        # left a repaint right after a new source without the item)
+        scene.setItemIndexMethod(QGraphicsScene.ItemIndexMethod.NoIndex)
+        self.setScene(scene)
         self.setFrameShape(QFrame.Shape.NoFrame)
         self.setBackgroundBrush(QColor(48, 48, 52))
         self.setTransformationAnchor(QGraphicsView.ViewportAnchor.NoAnchor)
@@ -44,6 +54,8 @@ class ImageCanvas(QGraphicsView):
         self.setMouseTracking(True)
         self.left_pans = True
         self.fit_on_resize = True
+        self.frame_times: list[float] | None = None
+        """When a list, each paint's duration in seconds is appended (benchmarks)."""
         self._pan_from: QPoint | None = None
         self._image_size: tuple[int, int] = (0, 0)
         self._layers: dict[str, QGraphicsItem] = {}
@@ -64,19 +76,50 @@ class ImageCanvas(QGraphicsView):
         """The layer called ``name``, or None."""
         return self._layers.get(name)
 
-    def set_image(self, buffer: ImageBuffer | None) -> None:
-        """Show a new base image; the view fits it when its size changed."""
-        self.image_layer.set_buffer(buffer)
-        size = buffer.size if buffer is not None else (0, 0)
+    def set_image(self, image: Shown) -> None:
+        """Show a new base image (a tile source or a buffer); the view fits it when its
+        size changed."""
+        show(self.image_layer, image)
+        size = image.size if image is not None else (0, 0)
         if size != self._image_size:
             self._image_size = size
             self.setSceneRect(QRectF(0, 0, *size))
             self.fit()
 
-    def set_overlay(self, buffer: ImageBuffer | None, opacity: float = 1.0) -> None:
-        """Show ``buffer`` on the overlay layer (None hides it) at ``opacity``."""
-        self.overlay_layer.set_buffer(buffer)
+    def set_overlay(self, overlay: Shown, opacity: float = 1.0) -> None:
+        """Show ``overlay`` (a tile source or a buffer; None hides it) at ``opacity``."""
+        show(self.overlay_layer, overlay)
         self.overlay_layer.setOpacity(opacity)
+
+    def tiled_layers(self) -> list[ArrayImageItem]:
+        """The layers that draw tiles."""
+        return [item for item in self._layers.values() if isinstance(item, ArrayImageItem)]
+
+    def settle(self) -> None:
+        """Build every visible tile of every layer now and repaint (tests, benchmarks: it
+        runs the pending events first, so that the view has its final size)."""
+        QCoreApplication.processEvents()
+        self.viewport().grab()  # a paint, even where the window is not exposed (offscreen)
+        for item in self.tiled_layers():
+            item.settle()
+        self.viewport().update()
+
+    @property
+    def pending(self) -> bool:
+        """Whether visible tiles are still being built."""
+        return any(item.isVisible() and item.pending for item in self.tiled_layers())
+
+    def visible_rect(self) -> tuple[int, int, int, int] | None:
+        """The image pixels in view, ``(x0, y0, x1, y1)`` (None: no image)."""
+        w, h = self._image_size
+        if not w or not h:
+            return None
+        r = self.mapToScene(self.viewport().rect()).boundingRect().intersected(
+            QRectF(0, 0, w, h))
+        if r.isEmpty():
+            return None
+        return (max(0, int(r.left())), max(0, int(r.top())), min(w, int(r.right()) + 1),
+                min(h, int(r.bottom()) + 1))
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -198,7 +241,24 @@ class ImageCanvas(QGraphicsView):
         if self.fit_on_resize:
             self.fit()
 
+    def paintEvent(self, event: QPaintEvent) -> None:
+        """Paint the visible layers (timed into :attr:`frame_times` when it is a list)."""
+        if self.frame_times is None:
+            super().paintEvent(event)
+            return
+        start = time.perf_counter()
+        super().paintEvent(event)
+        self.frame_times.append(time.perf_counter() - start)
+
     def scrollContentsBy(self, dx: int, dy: int) -> None:
         """Report scrolling."""
         super().scrollContentsBy(dx, dy)
         self.viewChanged.emit()
+
+
+def show(layer: ArrayImageItem, shown: Shown) -> None:
+    """Put a tile source or a buffer (or nothing) on ``layer``."""
+    if shown is None or isinstance(shown, TileSource):
+        layer.set_source(shown)
+    else:
+        layer.set_buffer(shown)

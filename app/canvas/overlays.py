@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 
-from app.common.colormaps import DEFAULT_COLORMAP, ENTROPY_COLORMAP
 from app.common.render import (
     ImageBuffer,
     boolean_image,
@@ -18,6 +17,7 @@ from app.common.render import (
 )
 from app.common.stats import ImageStats, image_stats
 from app.state.document import ImageDocument
+from core.outputs.colormaps import DEFAULT_COLORMAP, ENTROPY_COLORMAP
 
 Color = tuple[int, int, int]
 DISAGREE_COLOR: Color = (255, 48, 48)
@@ -88,32 +88,33 @@ def change_overlay(doc: ImageDocument, model_id: str | None, parent_id: str | No
 def heatmap(
     doc: ImageDocument, model_id: str | None, variant: str, source: str, cls: int
 ) -> ImageBuffer | None:
-    """A class's probability (``source`` "class") or the entropy map, colormapped."""
+    """A class's probability (``source`` "class") or the entropy map, colormapped (computed
+    from the prediction's fused scores when asked, memoized)."""
     out = doc.output(model_id, variant)
     if out is None:
         return None
     if source == "entropy":
         return doc.cached(
             ("entropy", model_id, variant),
-            lambda: scalar_image(out.entropy, ENTROPY_COLORMAP),
+            lambda: scalar_image(out.entropy(), ENTROPY_COLORMAP),
         )
-    if not 0 <= cls < out.probs.shape[0]:
+    if not 0 <= cls < out.num_classes:
         return None
-    return probability_image(out.probs[cls], DEFAULT_COLORMAP)
+    # the normalizer once per variant: then a class switch computes that class's scores only
+    norm = doc.cached(("normalizer", model_id, variant), lambda: out.log_normalizer())
+    return probability_image(out.probability(cls, log_normalizer=norm), DEFAULT_COLORMAP)
 
 
 def thumbnail_source(doc: ImageDocument, model_id: str | None, variant: str, size: int) -> Any:
-    """Probabilities and entropy subsampled to about ``size`` pixels on the long side."""
+    """Probabilities and entropy at every ``step``-th pixel, about ``size`` pixels on the long
+    side (computed at that zoom from the fused scores)."""
     out = doc.output(model_id, variant)
     if out is None:
         return None
     step = max(1, max(out.labels.shape) // size)
 
     def compute() -> tuple[np.ndarray, np.ndarray]:
-        return (
-            np.ascontiguousarray(out.probs[:, ::step, ::step]),
-            np.ascontiguousarray(out.entropy[::step, ::step]),
-        )
+        return out.probabilities(step=step), out.entropy(step=step)
 
     return doc.cached(("thumbs", model_id, variant, size), compute)
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from app.canvas import overlays
-from app.common.render import ImageBuffer, boolean_image
+from app.canvas import doc_tiles, overlays
+from app.canvas.sources import MarksSource
 from app.state.display import ViewerState
 from app.state.document import ImageDocument
 from app.state.model_set import PaneSource
@@ -51,19 +51,22 @@ def pane_stats(doc: ImageDocument, source: PaneSource) -> tuple[Any | None, str]
 
 def disagreement_view(
     doc: ImageDocument, state: ViewerState, sources: Mapping[str, PaneSource]
-) -> tuple[ImageBuffer | None, str]:
-    """The disagreement pane's marks and caption: between the panes' models when they differ."""
+) -> tuple[MarksSource | None, str]:
+    """The disagreement pane's marks (tiles) and caption: between the panes' models when
+    they differ."""
     if not mixed(sources):
         num_classes = len(state.colors())
         stats = overlays.statistics(doc, state.model_id, num_classes) if num_classes else None
         if stats is None:
             return None, "no prediction yet"
-        marks = overlays.disagreement_overlay(doc, state.model_id)
+        marks = doc_tiles.disagreement(doc, state.model_id)
         return marks, f"variants differ on {stats.disagreement:.1%} of the pixels"
     differ = set_disagreement(doc, sources)
     if differ is None:
         waiting = [v for v, s in sources.items() if doc.output(s.model_id, v) is None]
         return None, "waiting for the " + ", ".join(waiting) + " pane" + "s" * (len(waiting) > 1)
-    key = ("set-disagreement-marks", tuple((s.model_id, v) for v, s in sources.items()))
-    marks = doc.cached(key, lambda: boolean_image(differ, overlays.DISAGREE_COLOR))
+    key = ("set-disagreement-tiles", tuple((s.model_id, v) for v, s in sources.items()))
+    marks = doc.cached(key, lambda: MarksSource(
+        (doc.width, doc.height), lambda y0, y1, x0, x1, s: differ[y0:y1:s, x0:x1:s],
+        overlays.DISAGREE_COLOR))
     return marks, f"models differ on {float(differ.mean()):.1%} of the pixels"

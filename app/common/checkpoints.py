@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-import json
 import os
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
-MODEL_SUFFIXES: tuple[str, ...] = (".caffemodel", ".pth.tar", ".pth", ".pt", ".safetensors")
-"""What Import accepts (core.convert.input_format)."""
-METADATA_KEY = "fcn_studio"
-"""The safetensors ``__metadata__`` entry holding FCN Studio's JSON (core.checkpoint)."""
-MAX_HEADER = 100 * 1024 * 1024
+from core.checkpoints.header import MODEL_SUFFIXES, metadata_json
+from core.errors import CheckpointError
+from core.jsonio import loads
 
-
-class HeaderError(ValueError):
-    """A file is not a readable FCN Studio checkpoint."""
-
+__all__ = [
+    "MODEL_SUFFIXES",
+    "CheckpointSummary",
+    "fallback_model_id",
+    "library",
+    "read_metadata",
+    "summarize",
+]
 
 @dataclass(frozen=True)
 class CheckpointSummary:
@@ -57,31 +57,11 @@ def read_metadata(path: str | os.PathLike[str]) -> dict:
     """The FCN Studio metadata of a ``.safetensors`` checkpoint (its header, parsed).
 
     Raises:
-        HeaderError: Missing, not safetensors, or without FCN Studio metadata.
+        CheckpointError: Missing, not safetensors, or without FCN Studio metadata.
     """
-    path = Path(path)
-    try:
-        with open(path, "rb") as fh:
-            raw = fh.read(8)
-            if len(raw) != 8:
-                raise HeaderError(f"{path} is not a safetensors file (too short)")
-            (size,) = struct.unpack("<Q", raw)
-            if not 2 <= size <= MAX_HEADER:
-                raise HeaderError(f"{path} is not a safetensors file (header size {size})")
-            header = json.loads(fh.read(size))
-    except OSError as exc:
-        raise HeaderError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise HeaderError(f"{path} is not a safetensors file ({exc})") from exc
-    meta = header.get("__metadata__") if isinstance(header, dict) else None
-    if not isinstance(meta, dict) or METADATA_KEY not in meta:
-        raise HeaderError(f"{path} has no FCN Studio metadata; import it (Model > Import) first")
-    try:
-        info = json.loads(meta[METADATA_KEY])
-    except json.JSONDecodeError as exc:
-        raise HeaderError(f"{path} has malformed FCN Studio metadata: {exc}") from exc
+    info = loads(metadata_json(path), path, CheckpointError, "FCN Studio metadata of")
     if not isinstance(info, dict):
-        raise HeaderError(f"{path} has malformed FCN Studio metadata")
+        raise CheckpointError(f"{path} has malformed FCN Studio metadata")
     return info
 
 
@@ -97,16 +77,16 @@ def summarize(path: str | os.PathLike[str]) -> CheckpointSummary:
     """Read a checkpoint's header into a :class:`CheckpointSummary`.
 
     Raises:
-        HeaderError: See :func:`read_metadata`; also class names or colors missing.
+        CheckpointError: See :func:`read_metadata`; also class names or colors missing.
     """
     path = Path(path)
     info = read_metadata(path)
     names = info.get("class_names")
     colors = info.get("colors")
     if not isinstance(names, list) or not names:
-        raise HeaderError(f"{path}: the metadata names no classes")
+        raise CheckpointError(f"{path}: the metadata names no classes")
     if not isinstance(colors, list) or len(colors) != len(names):
-        raise HeaderError(f"{path}: the metadata has no color per class")
+        raise CheckpointError(f"{path}: the metadata has no color per class")
     training = info.get("training")
     return CheckpointSummary(
         path=path,
@@ -138,7 +118,7 @@ def library(extra: tuple[Path, ...] = ()) -> list[CheckpointSummary]:
         seen.add(key)
         try:
             found.append(summarize(path))
-        except HeaderError:
+        except CheckpointError:
             continue
     return sorted(found, key=lambda s: (s.name.lower(), str(s.path)))
 
@@ -156,14 +136,14 @@ def _same_source(src: Path, dest: Path) -> bool:
     """Whether the checkpoint ``dest`` was converted from (a file named like) ``src``."""
     try:
         have = summarize(dest)
-    except HeaderError:
+    except CheckpointError:
         return False
     if have.training.get("file") == src.name:
         return True
     if src.suffix.lower() == ".safetensors":
         try:
             return summarize(src).model_id == have.model_id
-        except HeaderError:
+        except CheckpointError:
             return False
     return False
 

@@ -17,13 +17,7 @@ from pathlib import Path
 from core.data.palette import read_class_names
 from core.errors import FCNStudioError
 from core.fileio import is_regular_file
-
-IMAGE_SUFFIXES: tuple[str, ...] = (
-    ".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".dib", ".tif", ".tiff", ".webp", ".jp2",
-    ".pbm", ".pgm", ".ppm", ".pxm", ".pnm", ".pfm", ".sr", ".ras", ".exr", ".hdr", ".pic",
-    ".avif", ".gif",
-)
-"""Extensions of the formats OpenCV reads (plus GIF, which the core reads through PIL)."""
+from core.imagefiles import is_image_file
 
 CLASS_NAMES_FILE = "class_names.txt"
 
@@ -53,11 +47,6 @@ class Listing:
 def natural_key(path: Path) -> list[object]:
     """Sort key that orders ``img2`` before ``img10``."""
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.name)]
-
-
-def is_image_file(path: Path) -> bool:
-    """Whether ``path`` has an image extension and is not hidden."""
-    return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
 
 
 def _images_in(folder: Path) -> list[Path]:

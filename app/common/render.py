@@ -14,7 +14,9 @@ from functools import lru_cache
 import numpy as np
 from PySide6.QtGui import QImage, qRgba
 
-from app.common.colormaps import DEFAULT_COLORMAP, argb_table
+from app.common.colormaps import argb_table
+from core.outputs.colormaps import DEFAULT_COLORMAP
+from core.outputs.render import to_index
 
 ARGB = QImage.Format.Format_ARGB32_Premultiplied
 Color = tuple[int, int, int]
@@ -33,11 +35,42 @@ class ImageBuffer:
         return self.image.width(), self.image.height()
 
 
-def _wrap_argb(argb: np.ndarray) -> ImageBuffer:
-    """Wrap an ``H x W`` uint32 array of premultiplied ARGB values without copying."""
+def wrap_argb(argb: np.ndarray) -> ImageBuffer:
+    """Wrap an ``H x W`` uint32 array of premultiplied ARGB values without copying (later
+    in-place changes of the array show in the image)."""
     argb = np.ascontiguousarray(argb, dtype=np.uint32)
     h, w = argb.shape
     return ImageBuffer(QImage(argb.data, w, h, argb.strides[0], ARGB), argb)
+
+
+def rgb32_image(rgb: np.ndarray) -> ImageBuffer:
+    """An ``H x W x 3`` uint8 RGB array (rows may be strided) as an RGB32 image on a new
+    ``H x W x 4`` array (one OpenCV pass; the byte order of RGB32 on little-endian CPUs)."""
+    import cv2
+
+    bgra = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGRA)
+    h, w = bgra.shape[:2]
+    return ImageBuffer(QImage(bgra.data, w, h, bgra.strides[0], QImage.Format.Format_RGB32),
+                       bgra)
+
+
+def premultiplied(rgb: Color, alpha: int = 255) -> int:
+    """One premultiplied ARGB32 value."""
+    r, g, b = (int(c) * alpha // 255 for c in rgb)
+    return (alpha << 24) | (r << 16) | (g << 8) | b
+
+
+def color_lut(colors: Sequence[Color], hidden: Iterable[int] = (), alpha: int = 255
+              ) -> np.ndarray:
+    """A 256-entry uint32 table of premultiplied ARGB values: class colors at ``alpha``;
+    transparent beyond them and for ``hidden`` (the numpy twin of :func:`color_table`)."""
+    lut = np.zeros(256, np.uint32)
+    for i, rgb in enumerate(colors[:256]):
+        lut[i] = premultiplied(tuple(rgb), alpha)
+    for i in hidden:
+        if 0 <= int(i) < 256:
+            lut[int(i)] = 0
+    return lut
 
 
 def rgb_image(rgb: np.ndarray) -> ImageBuffer:
@@ -115,32 +148,6 @@ def boolean_image(mask: np.ndarray, color: Color = (255, 40, 40), alpha: int = 2
     """``color`` where ``mask`` is true, transparent elsewhere."""
     table = [qRgba(0, 0, 0, 0), qRgba(*color, alpha)] + [qRgba(0, 0, 0, 0)] * 254
     return indexed_image(np.asarray(mask).view(np.uint8), table)
-
-
-def to_index(values: np.ndarray, vmin: float = 0.0, vmax: float = 1.0) -> np.ndarray:
-    """Scale values in ``[vmin, vmax]`` to uint8 indices ``round`` 0..255 (clipped).
-
-    Non-negative float16/float32 maps with ``vmin = 0`` (probabilities, normalized entropy)
-    go through OpenCV's vectorized, multi-threaded conversion: about 0.3 ms at 2048x2048,
-    where a numpy table lookup of the float16 bits takes about 15 ms.
-    """
-    scale = 255.0 / max(vmax - vmin, 1e-12)
-    v = np.asarray(values)
-    if vmin == 0.0 and v.dtype in (np.float16, np.float32) and v.ndim == 2:
-        import cv2
-
-        # saturate(|v * scale|): exact round-and-clip for v >= 0; negative values are not
-        # expected here (probabilities and entropies). OpenCV documents nothing for NaN (5.1
-        # maps it to 255, 4.x to 0), so NaN pixels are set to 0 here, not left to it.
-        out = cv2.convertScaleAbs(np.ascontiguousarray(v), alpha=scale)
-        nan = np.isnan(v)
-        if nan.any():
-            out[nan] = 0
-        return out
-    out = np.nan_to_num((v.astype(np.float32) - vmin) * scale + 0.5, nan=0.0, posinf=255.0,
-                        neginf=0.0)
-    np.clip(out, 0, 255, out=out)
-    return out.astype(np.uint8)
 
 
 def scalar_image(

@@ -1,7 +1,8 @@
 """The class legend: color, name and share of pixels per class; a click picks the heatmap class.
 
 The share column follows what the overlay shows: a variant's prediction, the reference mask,
-or, while annotating, the mask being corrected (recounted shortly after each edit).
+or, while annotating, the mask being corrected (recounted shortly after each edit). While
+annotating the rows are the open project's classes and colors (the mask's), else the model's.
 """
 
 from __future__ import annotations
@@ -45,7 +46,9 @@ class LegendView(QTreeWidget):
             "Click a class to show its probability heatmap; untick it to hide it in the overlay"
         )
         self._filling = False
+        self._rows: tuple = ()
         state.modelChanged.connect(self._fill)
+        state.project_classes.classesChanged.connect(self._fill)
         for signal in (state.documentChanged, state.resultChanged, state.overlayChanged):
             signal.connect(self.update_shares)
         state.heatmapChanged.connect(self._select_current)
@@ -58,14 +61,21 @@ class LegendView(QTreeWidget):
         self.itemChanged.connect(self._on_changed)
         self._fill()
 
+    def rows(self) -> tuple[list[str], list[tuple[int, int, int]]]:
+        """The classes listed: the mask's (the project's) while annotating, else the model's."""
+        st = self.state
+        if st.edited_shown and st.edited_mask is not None:
+            return st.mask_class_names(), st.mask_colors()
+        return st.class_names(), st.colors()
+
     def _fill(self, *_args: object) -> None:
         self._filling = True
         try:
             self.clear()
             hidden = self.state.hidden_classes
-            for i, (name, rgb) in enumerate(
-                zip(self.state.class_names(), self.state.colors(), strict=False)
-            ):
+            names, colors = self.rows()
+            self._rows = (names, colors)
+            for i, (name, rgb) in enumerate(zip(names, colors, strict=False)):
                 item = QTreeWidgetItem([name, ""])
                 item.setIcon(0, swatch(rgb))
                 item.setData(0, Qt.ItemDataRole.UserRole, i)
@@ -98,7 +108,7 @@ class LegendView(QTreeWidget):
             return None
         n = len(st.class_names())
         if st.edited_shown and st.edited_mask is not None:
-            return _shares(st.edited_mask, n)
+            return _shares(st.edited_mask, len(st.mask_class_names()))
         if st.overlay_source == REFERENCE:
             return None if doc.reference is None else _shares(doc.reference, n)
         stats = overlays.statistics(doc, st.model_id, n)
@@ -107,7 +117,10 @@ class LegendView(QTreeWidget):
         return [float(v) for v in stats.variants[st.overlay_source].share]
 
     def update_shares(self, *_args: object) -> None:
-        """Refresh the share column."""
+        """Refresh the share column (and the rows, when annotating began or ended)."""
+        if self.rows() != self._rows:
+            self._fill()
+            return
         shares = self.shares()
         self._filling = True
         try:

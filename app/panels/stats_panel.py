@@ -6,7 +6,7 @@ corrected, against that mask (a choice above the table); they follow the correct
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PySide6.QtCore import Qt, QTimer
@@ -24,9 +24,12 @@ from PySide6.QtWidgets import (
 )
 
 from app.canvas.panes import disagreement_view, mixed, pane_stats
-from app.common.stats import METRIC_NAMES, MaskScores
+from app.common.stats import METRIC_NAMES
 from app.state.display import VARIANTS, ViewerState
 from app.state.model_set import ModelSet, PaneSource, legend, pane_sources
+
+if TYPE_CHECKING:  # torch: imported when the first live score is made
+    from core.metrics import MaskScores
 
 ROWS: tuple[tuple[str, str, bool], ...] = (
     *((key, name, True) for key, name in METRIC_NAMES),
@@ -218,7 +221,7 @@ class StatsPanel(QWidget):
         """Each column's metrics against the corrected mask, updated by the changed pixels."""
         st, doc = self.state, self.state.document
         truth = st.edited_mask
-        names = st.class_names()
+        names = st.mask_class_names()  # the project's classes (the mask's numbering)
         assert doc is not None and truth is not None
         preds: dict[str, np.ndarray] = {}
         problem = ""
@@ -226,15 +229,20 @@ class StatsPanel(QWidget):
             out = doc.output(src.model_id, variant)
             if out is None:
                 continue
-            if list(src.class_names) != names or out.labels.shape != truth.shape:
+            labels = st.project_classes.to_project(out.labels, list(src.class_names)) \
+                if list(src.class_names) != names else out.labels
+            if labels is None or labels.shape != truth.shape:
                 problem = (f"The {variant} column's model ({src.name}) has other classes than "
-                           "your mask: no metrics for it.")
+                           "your mask: no metrics for it (map them by name in the Project "
+                           "dock).")
                 continue
-            preds[variant] = out.labels
+            preds[variant] = labels
         key = (id(truth), truth.shape, len(names),
                tuple((v, id(p)) for v, p in preds.items()))
         try:
             if self._live is None or key != self._live_key:
+                from core.metrics import MaskScores
+
                 self._live, self._live_key = MaskScores(truth, preds, len(names)), key
             else:
                 self._live.update(truth)

@@ -95,3 +95,31 @@ class Settings:
     @last_dir.setter
     def last_dir(self, folder: str) -> None:
         self.set("paths/last_dir", str(folder))
+
+    # ------------------------------------------------------------------ editor tools
+    @property
+    def brush_size(self) -> int:
+        """The editor's brush (and eraser) diameter in pixels (default 9)."""
+        return int(self.value("editing/brush_size", 9, int))
+
+    @brush_size.setter
+    def brush_size(self, size: int) -> None:
+        self.set("editing/brush_size", int(size))
+
+    @property
+    def eraser_value(self) -> int:
+        """What the eraser paints: 0 (background, the default) or 255 (void)."""
+        return 255 if self.value("editing/eraser", 0, int) == 255 else 0
+
+    @eraser_value.setter
+    def eraser_value(self, value: int) -> None:
+        self.set("editing/eraser", int(value))
+
+    @property
+    def edit_tool(self) -> str:
+        """The editor's tool ("brush", "eraser", "fill", …; default "brush")."""
+        return str(self.value("editing/tool", "brush", str))
+
+    @edit_tool.setter
+    def edit_tool(self, tool: str) -> None:
+        self.set("editing/tool", str(tool))

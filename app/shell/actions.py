@@ -48,9 +48,20 @@ class Actions:
         self.export_overlay = a(window, "Export &Overlay as PNG…", ["Ctrl+Shift+E"])
         self.export_heatmap = a(window, "Export &Heatmap as PNG…", [])
         self.export_grid = a(window, "Export &Compare Grid as PNG…", [])
+        self.new_project = a(window, "&New Project…", ["Ctrl+Shift+N"],
+                             "Make a project: a folder of images and your own classes")
+        self.open_project = a(window, "Open Pro&ject…", [],
+                              "Open a project folder: its classes, images and masks")
+        self.new_model_for_project = a(
+            window, "New Model for This Project's Classes…", [],
+            "Start a model with the project's classes from the loaded one (its trunk; "
+            "matching classes keep their weights)")
+        self.new_model_for_project.setEnabled(False)  # (the feature that makes one enables it)
         self.quit = a(window, "&Quit", [StdKey.Quit])
         self.next_image = a(window, "&Next Image", ["D", "PgDown"], "Next image (D)")
         self.prev_image = a(window, "&Previous Image", ["A", "PgUp"], "Previous image (A)")
+        self.next_to_correct = a(window, "Next Image to Co&rrect", ["Ctrl+Shift+U"],
+                                 "Open the most uncertain open image not corrected yet")
         self.fit = a(window, "&Fit to Window", ["Ctrl+0", "F"], "Fit the image to the window")
         self.actual_size = a(window, "&Actual Size (100%)", ["Ctrl+1", "1"], "Zoom to 100%")
         self.zoom_in = a(window, "Zoom &In", [StdKey.ZoomIn, "+"])
@@ -101,6 +112,8 @@ class Actions:
 
         bar = window.menuBar()
         file_menu = bar.addMenu("&File")
+        file_menu.addActions([self.new_project, self.open_project])
+        file_menu.addSeparator()
         file_menu.addActions([self.open_files, self.open_folder])
         self.recent_menu = file_menu.addMenu("Open &Recent")
         file_menu.addAction(self.load_reference)
@@ -111,7 +124,7 @@ class Actions:
         file_menu.addSeparator()
         file_menu.addAction(self.quit)
         view = bar.addMenu("&View")
-        view.addActions([self.prev_image, self.next_image])
+        view.addActions([self.prev_image, self.next_image, self.next_to_correct])
         view.addSeparator()
         view.addActions([self.fit, self.actual_size, self.zoom_in, self.zoom_out])
         view.addSeparator()
@@ -124,7 +137,7 @@ class Actions:
         self.library_menu: QMenu = model.addMenu("&Library")
         model.addActions([self.import_model, self.download_models])
         model.addSeparator()
-        model.addActions([self.model_set, self.export_onnx])
+        model.addActions([self.model_set, self.export_onnx, self.new_model_for_project])
         self.device_menu: QMenu = model.addMenu("&Device")
         model.addSeparator()
         model.addActions([self.run, self.cancel, self.autorun])
@@ -147,6 +160,8 @@ class Actions:
             self.source_box.addItem(f"FCN-{v}", v)
         self.source_box.addItem("Reference", REFERENCE)
         self.source_box.setToolTip("Which mask the overlay shows")
+        # not in the Tab chain (it took the window's first focus, so Up changed the variant)
+        self.source_box.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
         tb.addAction(self.show_overlay)
         tb.addWidget(self.source_box)
         self.contours.setIconText("Contours")

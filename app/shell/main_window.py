@@ -7,19 +7,21 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QFileDialog, QMainWindow, QMessageBox, QTabWidget, QWidget
 
 from app.canvas.canvas import ImageCanvas
-from app.common.files import IMAGE_SUFFIXES
 from app.common.stats import hover_text
 from app.features.batch import install_batch
 from app.features.editing import install_editing
 from app.features.export.install import install_export
 from app.features.finetune.install import install_finetune
 from app.features.host import AppContext
+from app.features.insight.install import install_insight
 from app.features.models.install import install_models
+from app.features.projects.install import install_projects
 from app.panels.file_list import FileList
 from app.panels.legend import LegendView
 from app.panels.messages import NotificationPanel
@@ -40,6 +42,7 @@ from app.state.notifications import NotificationCenter
 from app.views.compare import CompareView
 from app.views.heatmap import HeatmapView
 from app.views.viewer import ViewerView
+from core.imagefiles import IMAGE_SUFFIXES
 
 CHECKPOINT_SUFFIXES = (".safetensors",)
 
@@ -74,7 +77,8 @@ class MainWindow(QMainWindow):
         self.navigator = Navigator(parent=self)
         self.inference = InferenceService(self.state, self.settings, self.notifications, self)
         self.controller = self.inference.controller
-        self.projects = ProjectManager(self.settings, self.notifications, self)
+        self.projects = ProjectManager(self.settings, self.notifications, self,
+                                       classes=self.state.project_classes)
         self.actions = Actions(self)
         self.viewer = ViewerView(self.state)
         self.compare = CompareView(self.state)
@@ -112,6 +116,8 @@ class MainWindow(QMainWindow):
         self.models_ui = install_models(context, self.host)
         self.batch = install_batch(context, self.host)
         self.exporter = install_export(context, self.host)
+        self.insight = install_insight(context, self.host)
+        self.projects_ui = install_projects(context, self.host)
         # room for about eight classes in the legend (it scrolls beyond that)
         self.legend.setMinimumHeight(8 * self.legend.fontMetrics().height() + 60)
         self._painted = False
@@ -189,8 +195,10 @@ class MainWindow(QMainWindow):
         return super().eventFilter(obj, event)
 
     # ------------------------------------------------------------------ opening
-    def open_paths(self, paths: Sequence[str | os.PathLike[str]], remember: bool = True) -> bool:
-        """Open files and folders (a checkpoint loads as the model)."""
+    def open_paths(self, paths: Sequence[str | os.PathLike[str]], remember: bool = True,
+                   add: bool = False) -> bool:
+        """Open files and folders (a checkpoint loads as the model); ``add``: append them
+        to the image list instead of replacing it."""
         paths = [Path(p) for p in paths]
         models = [p for p in paths if p.suffix.lower() in CHECKPOINT_SUFFIXES]
         images = [p for p in paths if p not in models]
@@ -198,7 +206,8 @@ class MainWindow(QMainWindow):
             self.load_model(str(models[0]))
         if not images:
             return bool(models)
-        found = self.navigator.open_paths(images)
+        listed = self.projects.claim_folders(images)  # a project folder opens the project
+        found = self.navigator.open_paths(listed, add=add)
         if not found:
             self.notifications.notify(
                 "No images found in " + ", ".join(str(p) for p in images), "warning"
@@ -209,19 +218,26 @@ class MainWindow(QMainWindow):
             self._update_recent_menu()
         return found
 
+    def _dialog_dir(self) -> str:
+        """Where file dialogs start: the current image's folder, else the last one used."""
+        doc = self.state.document
+        if doc is not None and doc.path is not None and doc.path.parent.is_dir():
+            return str(doc.path.parent)
+        return self.settings.last_dir
+
     def open_files(self) -> None:
-        """Ask for image files and open them."""
+        """Ask for image files and add them to the image list."""
         files, _ = QFileDialog.getOpenFileNames(
-            self, "Open Images", self.settings.last_dir,
+            self, "Open Images", self._dialog_dir(),
             "Images (" + " ".join(f"*{s}" for s in IMAGE_SUFFIXES) + ");;All files (*)",
         )
         if files:
             self.settings.last_dir = str(Path(files[0]).parent)
-            self.open_paths(files)
+            self.open_paths(files, add=True)
 
     def open_folder(self) -> None:
         """Ask for a folder (plain, VOC or images/ + masks/) and open its images."""
-        folder = QFileDialog.getExistingDirectory(self, "Open Folder", self.settings.last_dir)
+        folder = QFileDialog.getExistingDirectory(self, "Open Folder", self._dialog_dir())
         if folder:
             self.settings.last_dir = folder
             self.open_paths([folder])
@@ -243,11 +259,22 @@ class MainWindow(QMainWindow):
         from core.errors import FCNStudioError
 
         try:
-            doc.set_reference(read_mask(path), Path(path))
+            mask = read_mask(path)
+            doc.set_reference(mask, Path(path))
         except (FCNStudioError, ValueError) as exc:
             self.notifications.notify(f"Reference mask not loaded: {exc}", "error")
             return False
-        self.notifications.notify(f"Loaded reference mask {path}")
+        names = self.state.class_names()
+        labels = np.unique(mask)
+        beyond = [int(v) for v in labels if len(names) <= v < 255] if names else []
+        if beyond:
+            shown = ", ".join(map(str, beyond[:8])) + (" ..." if len(beyond) > 8 else "")
+            self.notifications.notify(
+                f"Loaded reference mask {path}, but it has labels {shown} beyond this model's "
+                f"{len(names)} classes (0-{len(names) - 1}): no metrics against it. Is it a "
+                "mask for another class list?", "warning")
+        else:
+            self.notifications.notify(f"Loaded reference mask {path}")
         return True
 
     def _restore_layout(self) -> None:

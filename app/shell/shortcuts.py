@@ -24,13 +24,16 @@ from PySide6.QtWidgets import (
 CANVAS_KEYS: tuple[tuple[str, str], ...] = (
     ("Zoom under the cursor", "Wheel"),
     ("Pan", "Middle-button drag (left-button drag while not annotating)"),
-    ("Class to paint", "0 - 9 on the canvas"),
-    ("Brush size", "[ and ], or Ctrl+Wheel"),
+    ("Class to paint", "0 - 9 while annotating in the Viewer (1 is then class 1: 100% is "
+                       "Ctrl+1)"),
+    ("Brush size", "[ and ] while annotating in the Viewer, or Ctrl+Wheel on the canvas"),
     ("Close the polygon", "Enter, double-click or right-click"),
     ("Drop the polygon's last vertex", "Backspace"),
     ("Cancel the polygon", "Esc"),
 )
-"""Keys the canvas handles itself (no menu command)."""
+"""Keys of the canvas and the editor that no menu command lists (the editor's class and
+brush keys work wherever the focus is, but a text field's, while the Viewer shows the image
+being annotated)."""
 
 
 def _clean(text: str) -> str:

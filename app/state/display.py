@@ -7,9 +7,11 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from app.common.variants import BACKGROUND_NAMES, REFERENCE, VARIANTS
+from app.common.variants import BACKGROUND_NAMES, REFERENCE
 from app.state.document import ImageDocument
 from app.state.model import ModelState
+from app.state.project_classes import ProjectClasses
+from core.variants import VARIANTS
 
 __all__ = ["BACKGROUND_NAMES", "REFERENCE", "VARIANTS", "ViewerState"]
 
@@ -17,7 +19,9 @@ class ViewerState(QObject):
     """The app's display state. Qt-free apart from signals; no widget touches another.
 
     The model facts are :attr:`models`' (a :class:`ModelState`); ``model_info`` and
-    ``model_id`` read them.
+    ``model_id`` read them. The open project's classes are :attr:`project_classes`' (a
+    :class:`ProjectClasses`, written by the project manager): the corrected mask is in
+    their numbering (:meth:`mask_class_names`, :meth:`mask_colors`).
 
     Signals:
         documentChanged(object): the current document (or None).
@@ -25,6 +29,9 @@ class ViewerState(QObject):
         resultChanged(): the current document got a prediction of the current model.
         predictionChanged(str): the current document got a prediction of that model id (any
             model: the compare panes and statistics columns of a model set filter for theirs).
+        partialChanged(str, object): the current document's prediction of that model id
+            that is still landing changed: the boxes that landed, or None (see
+            ``ImageDocument.partialChanged``).
         classPicked(int): a class was clicked in the legend.
         referenceChanged(): the current document's reference mask changed.
         overlayChanged(): overlay source, visibility, opacity or style changed.
@@ -41,6 +48,7 @@ class ViewerState(QObject):
     modelChanged = Signal(object)
     resultChanged = Signal()
     predictionChanged = Signal(str)
+    partialChanged = Signal(str, object)
     classPicked = Signal(int)
     referenceChanged = Signal()
     overlayChanged = Signal()
@@ -69,6 +77,10 @@ class ViewerState(QObject):
         self.edited_source: str = ""
         self.edited_shown: bool = False
         self.models.changed.connect(self._on_model)
+        self.project_classes = ProjectClasses(self.models, self)
+        # mapped predictions take the project's colors: the overlays are redrawn
+        self.project_classes.mappingChanged.connect(self.overlayChanged)
+        self.project_classes.classesChanged.connect(self.overlayChanged)
 
     # ------------------------------------------------------------------ document and model
     def set_document(self, doc: ImageDocument | None) -> None:
@@ -77,6 +89,7 @@ class ViewerState(QObject):
             return
         if self.document is not None:
             self.document.predictionChanged.disconnect(self._on_prediction)
+            self.document.partialChanged.disconnect(self.partialChanged)
             self.document.referenceChanged.disconnect(self.referenceChanged)
         self.document = doc
         # the corrected mask belongs to the previous image: its views must not use it until
@@ -84,6 +97,7 @@ class ViewerState(QObject):
         self.edited_mask, self.edited_source, self.edited_shown = None, "", False
         if doc is not None:
             doc.predictionChanged.connect(self._on_prediction)
+            doc.partialChanged.connect(self.partialChanged)
             doc.referenceChanged.connect(self.referenceChanged)
         self.documentChanged.emit(doc)
 
@@ -132,13 +146,29 @@ class ViewerState(QObject):
         pred = self.prediction()
         return None if pred is None else pred.outputs.get(variant)
 
+    def partial(self) -> Any | None:
+        """The current document's prediction by the current model still landing (or
+        stopped part way), or None."""
+        doc = self.document
+        return None if doc is None else doc.partial(self.model_id)
+
     def class_names(self) -> list[str]:
         """The current model's class names (empty without a model)."""
         return self.models.class_names()
 
     def colors(self) -> list[tuple[int, int, int]]:
-        """The current model's class colors (empty without a model)."""
-        return self.models.colors()
+        """The current model's class colors (empty without a model); with its classes
+        mapped onto the project's by name, each class has its project class's color."""
+        return self.project_classes.model_colors(self.models.class_names(),
+                                                 self.models.colors())
+
+    def mask_class_names(self) -> list[str]:
+        """The classes of the corrected mask: the project's (none open: the model's)."""
+        return self.project_classes.mask_names()
+
+    def mask_colors(self) -> list[tuple[int, int, int]]:
+        """The colors of :meth:`mask_class_names`."""
+        return self.project_classes.mask_colors()
 
     # ------------------------------------------------------------------ display settings
     def set_overlay(

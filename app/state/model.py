@@ -31,7 +31,7 @@ class ModelState(QObject):
 
     Attributes:
         loaded: The loaded model (None: none yet, or only metadata set by :meth:`set_info`).
-        info: The current model's metadata (``core.checkpoint.ModelInfo``) or None.
+        info: The current model's metadata (``core.checkpoints.checkpoint.ModelInfo``) or None.
         model_id: The id its predictions are stored under, or None.
         path: The checkpoint asked for last (None: the default model).
         runtime: The inference backend in use ('' until the model's first prediction).

@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal
 
-from app.common.checkpoints import CheckpointSummary, HeaderError, summarize
-from app.common.variants import BACKGROUND_NAMES, VARIANTS
+from app.common.checkpoints import CheckpointSummary, summarize
+from app.common.variants import BACKGROUND_NAMES
+from core.errors import CheckpointError
+from core.variants import VARIANTS
 
 if TYPE_CHECKING:
     from app.state.display import ViewerState
@@ -117,7 +119,7 @@ class ModelSet(QObject):
                 continue
             try:
                 new[variant] = summarize(m.path)
-            except HeaderError as exc:
+            except CheckpointError as exc:
                 problems.append(str(exc))
                 new[variant] = None
         self.set_members(new)

@@ -7,7 +7,8 @@ from PySide6.QtCore import QRect, QSize, Qt
 from PySide6.QtGui import QImage, QPainter, QPaintEvent
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-from app.common.colormaps import DEFAULT_COLORMAP, argb_table
+from app.common.colormaps import argb_table
+from core.outputs.colormaps import DEFAULT_COLORMAP
 
 
 class Colorbar(QWidget):

@@ -1,16 +1,18 @@
-"""Compare view: the image, the reference, the disagreement and 32s/16s/8s side by side."""
+"""Compare view: the image, the reference, the disagreement and 32s/16s/8s side by side.
+
+Every pane draws tiles of its zoom's level; the panes share the image's tiles.
+"""
 
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QGridLayout, QVBoxLayout, QWidget
 
-from app.canvas import overlays
-from app.canvas.canvas import ImageCanvas
+from app.canvas import doc_tiles
+from app.canvas.canvas import ImageCanvas, Shown, show
 from app.canvas.layers import Z_MARKS, ArrayImageItem
 from app.canvas.panes import disagreement_view, pane_stats
 from app.canvas.view_sync import ViewSync
-from app.common.render import ImageBuffer
 from app.state.display import VARIANTS, ViewerState
 from app.state.model_set import ModelSet, pane_sources
 from app.views.lazy_view import LazyView
@@ -58,13 +60,12 @@ class ComparePane(QWidget):
         return self.title.text()
 
     def show_content(
-        self, image: ImageBuffer | None, overlay: ImageBuffer | None, opacity: float, caption: str,
-        marks: ImageBuffer | None = None,
+        self, image: Shown, overlay: Shown, opacity: float, caption: str, marks: Shown = None,
     ) -> None:
         """Set the canvas layers (``marks``: drawn over the overlay) and the caption."""
         self.canvas.set_image(image)
         self.canvas.set_overlay(overlay, opacity)
-        self.marks.set_buffer(marks)
+        show(self.marks, marks)
         self.caption.setText(caption)
 
 
@@ -108,12 +109,12 @@ class CompareView(LazyView):
             for pane in self.panes.values():
                 pane.show_content(None, None, 1.0, "")
             return
-        image = doc.display_image()
+        image = doc_tiles.image(doc)
         colors = st.colors()
         opacity = st.mask_opacity if st.overlay_visible else 0.0
         sources = pane_sources(st, self.model_set)
         self.panes["image"].show_content(image, None, 1.0, f"{doc.title}  {doc.width}×{doc.height}")
-        ref = overlays.reference_overlay(doc, colors, st.hidden_classes, st.overlay_contours)
+        ref = doc_tiles.reference(doc, colors, st.hidden_classes, st.overlay_contours)
         rp = doc.reference_path
         ref_caption = f"{rp.parent.name}/{rp.name}" if rp else "reference mask"
         self.panes["reference"].show_content(
@@ -137,14 +138,14 @@ class CompareView(LazyView):
                 caption = f"confidence {s.mean_confidence:.2f}  ·  entropy {s.mean_entropy:.2f}"
             marks = None
             if st.show_changes and not src.from_set:  # what changed since the parent version
-                changed = overlays.changed_pixels(doc, src.model_id, st.parent_id(), variant)
-                if changed is not None:
-                    marks = overlays.change_overlay(doc, src.model_id, st.parent_id(), variant)
-                    caption = f"changed on {changed.mean():.2%}  ·  {caption}"
+                share = doc_tiles.change_share(doc, src.model_id, st.parent_id(), variant)
+                if share is not None:
+                    marks = doc_tiles.changes(doc, src.model_id, st.parent_id(), variant)
+                    caption = f"changed on {share:.2%}  ·  {caption}"
             self.panes[variant].show_content(
                 image,
-                overlays.label_overlay(doc, src.model_id, variant, src.colors, src.hidden,
-                                       st.overlay_contours),
+                doc_tiles.labels(doc, src.model_id, variant, src.colors, src.hidden,
+                                 st.overlay_contours, landing=False),
                 opacity,
                 caption,
                 marks,

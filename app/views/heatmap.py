@@ -1,8 +1,13 @@
-"""Heatmaps: one class's probability (or the entropy) of a variant, a colorbar, thumbnails."""
+"""Heatmaps: one class's probability (or the entropy) of a variant, a colorbar, thumbnails.
+
+The map is drawn in tiles computed for the visible region only, at the zoom's level
+(:mod:`app.canvas.heat_source`); while a prediction lands, the preview's map shows (dimmed)
+where tiles have not landed and the thumbnails are the preview's.
+"""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSize, Qt
+from PySide6.QtCore import QRectF, QSize, Qt
 from PySide6.QtGui import QIcon, QPixmap
 from PySide6.QtWidgets import (
     QComboBox,
@@ -15,13 +20,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.canvas import overlays
+from app.canvas import doc_tiles, overlays
 from app.canvas.canvas import ImageCanvas
-from app.common.colormaps import DEFAULT_COLORMAP, ENTROPY_COLORMAP
 from app.common.render import probability_image, scalar_image
 from app.state.display import VARIANTS, ViewerState
 from app.views.colorbar import Colorbar
 from app.views.lazy_view import LazyView
+from core.outputs.colormaps import DEFAULT_COLORMAP, ENTROPY_COLORMAP
 
 THUMB = 96
 ENTROPY_ROW = -1
@@ -79,6 +84,7 @@ class HeatmapView(LazyView):
                        state.heatmapChanged, state.overlayChanged):
             signal.connect(self.invalidate)
         state.modelChanged.connect(self._fill_classes)
+        state.partialChanged.connect(self._on_partial)
 
     # ------------------------------------------------------------------ controls
     def _fill_classes(self, *_args: object) -> None:
@@ -86,6 +92,19 @@ class HeatmapView(LazyView):
         for i, name in enumerate(self.state.class_names()):
             self.class_box.addItem(name, i)
         self.class_box.addItem("Uncertainty (entropy)", ENTROPY_ROW)
+
+    def _on_partial(self, model_id: str, boxes: object) -> None:
+        """Tiles of the current prediction landed: recompute the map there only."""
+        st = self.state
+        if model_id != st.model_id or st.prediction() is not None:
+            return
+        layer = self.canvas.overlay_layer
+        if boxes is None or not self.isVisible() or self._dirty or getattr(
+                layer.source, "partial", None) is None:
+            self.invalidate()
+            return
+        for top, left, bottom, right in boxes:  # type: ignore[attr-defined]
+            layer.update_region(QRectF(left, top, right - left, bottom - top))
 
     def _on_class_box(self, row: int) -> None:
         cls = self.class_box.itemData(row)
@@ -130,24 +149,31 @@ class HeatmapView(LazyView):
             self.thumbs.clear()
             self._thumb_key = None
             return
-        self.canvas.set_image(doc.display_image())
-        buf = overlays.heatmap(
+        self.canvas.set_image(doc_tiles.image(doc))
+        tiles = doc_tiles.heatmap(
             doc, st.model_id, st.heatmap_variant, st.heatmap_source, st.heatmap_class
         )
         alone = st.heatmap_mode == "alone"
         self.canvas.image_layer.setVisible(not alone)
-        self.canvas.set_overlay(buf, 1.0 if alone else max(st.overlay_opacity, 0.35))
+        self.canvas.set_overlay(tiles, 1.0 if alone else max(st.overlay_opacity, 0.35))
         cmap = ENTROPY_COLORMAP if st.heatmap_source == "entropy" else DEFAULT_COLORMAP
         self.colorbar.set_map(cmap, self.title())
         self._fill_thumbs()
 
     def _fill_thumbs(self) -> None:
         st, doc = self.state, self.state.document
-        key = (id(doc), st.model_id, st.heatmap_variant, id(doc.prediction(st.model_id)))
+        pred, part = doc.prediction(st.model_id), doc.partial(st.model_id)
+        preview = None if pred is not None or part is None else part.preview
+        key = (id(doc), st.model_id, st.heatmap_variant, id(pred), id(preview))
         if key != self._thumb_key:
             self._thumb_key = key
             self.thumbs.clear()
-            src = overlays.thumbnail_source(doc, st.model_id, st.heatmap_variant, THUMB)
+            if preview is not None and st.heatmap_variant in preview.outputs:
+                out = preview.outputs[st.heatmap_variant]
+                step = max(1, max(out.labels.shape) // THUMB)
+                src = out.probabilities(step=step), out.entropy(step=step)
+            else:
+                src = overlays.thumbnail_source(doc, st.model_id, st.heatmap_variant, THUMB)
             if src is not None:
                 probs, entropy = src
                 names = st.class_names()

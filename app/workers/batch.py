@@ -4,7 +4,7 @@
 never touches widgets. It loads its own :class:`core.inference.Segmenter` from the
 checkpoint the window uses (a Segmenter is not thread-safe, so the inference thread's one is
 not shared), reads each image with the core's reader and writes the outputs with
-:func:`core.predict.write_outputs`: the same ``<stem>_<variant>.png`` palette masks (and
+:func:`core.outputs.files.write_outputs`: the same ``<stem>_<variant>.png`` palette masks (and
 ``<stem>_<variant>_overlay.jpg``) as ``python -m core predict``, each written atomically.
 """
 
@@ -40,7 +40,7 @@ class BatchRequest:
         variants: The variants whose masks are written (a subset of 32s, 16s, 8s).
         overlays: Also write ``<stem>_<variant>_overlay.jpg``.
         skip_existing: Skip images whose outputs all exist already.
-        tile_size: Images larger than this are segmented in tiles (as the CLI's default).
+        tile_size: Rows per band of the exact streaming (None: measured, as the CLI's default).
     """
 
     images: tuple[Path, ...]
@@ -50,7 +50,7 @@ class BatchRequest:
     variants: tuple[str, ...] = ("8s",)
     overlays: bool = False
     skip_existing: bool = False
-    tile_size: int = 1024
+    tile_size: int | None = None
 
 
 @dataclass
@@ -104,7 +104,7 @@ class BatchSummary:
 
 
 def output_paths(out: Path, stem: str, variants: Sequence[str], overlays: bool) -> list[Path]:
-    """The files :func:`core.predict.write_outputs` writes for an image (masks, overlays)."""
+    """The files :func:`core.outputs.files.write_outputs` writes for an image (masks, overlays)."""
     paths = []
     for variant in variants:
         prefix = f"{out / stem}_{variant}"
@@ -184,9 +184,8 @@ class BatchWorker(QObject):
                      summary: BatchSummary, cancel: threading.Event) -> None:
         from core.data.imageio import read_image
         from core.errors import Cancelled, FCNStudioError
-        from core.predict import find_inputs, mask_palette, write_outputs
+        from core.outputs.files import find_inputs, write_outputs
 
-        palette = mask_palette(segmenter.info.colors)
         present = [p for p in request.images if p.is_file()]
         have = set(present)
         for path in (p for p in request.images if p not in have):
@@ -216,7 +215,7 @@ class BatchWorker(QObject):
                 if cancel.is_set():  # polled between tiles: it may come after the last one
                     raise Cancelled()
                 written = write_outputs(request.out, item, image, prediction,
-                                        segmenter.class_names, palette,
+                                        segmenter.class_names, segmenter.info.colors,
                                         with_overlay=request.overlays)
             except Cancelled:
                 summary.cancelled = True

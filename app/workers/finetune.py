@@ -3,7 +3,14 @@
 Inputs arrive as a :class:`FineTuneJob` through a queued slot; the loss of every step,
 the phase, the result or the failure leave as signals. The old model is loaded from its
 checkpoint here (the GUI's inference worker keeps using its own copy); nothing replaces it
-unless the run finishes, and a cancelled run writes nothing.
+unless the run finishes, and a cancelled run writes nothing. Once the new version is saved
+it segments the image on screen, scores the held-out images and then segments the
+project's other images (``imagePredicted`` for each), so the next round of corrections
+starts from its predictions.
+
+A :class:`NewModelJob` (a new model for the project's classes from a trunk,
+:func:`core.training.own_classes.make_model`) runs in the same thread: it is the first
+version of a project's lineage.
 """
 
 from __future__ import annotations
@@ -72,6 +79,40 @@ class FineTuneJob:
     held_out: list[tuple[Path, Path]] = field(default_factory=list)
     preview: np.ndarray | None = None
     preview_reference: np.ndarray | None = None
+    predict: list[tuple[Path, Path | None]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class NewModelJob:
+    """A new model for the project's classes (built on the GUI thread, run in the worker).
+
+    Attributes:
+        init: The trunk's source: a checkpoint, or ``"imagenet"`` (torchvision's VGG16).
+        class_names: The project's classes.
+        colors: Their colors.
+        out_path: The new checkpoint (in the project's ``models/``).
+        name: The new model's name.
+        source_name: What the dialog called the source (for messages).
+    """
+
+    init: str
+    class_names: list[str]
+    colors: list[tuple[int, int, int]]
+    out_path: Path
+    name: str
+    source_name: str = ""
+
+
+@dataclass(frozen=True)
+class ImagePrediction:
+    """One project image segmented by the new version (for the document cache)."""
+
+    path: Path
+    image: np.ndarray
+    reference: np.ndarray | None
+    reference_path: Path | None
+    model_id: str
+    result: Any  # app.workers.inference.PredictResult
 
 
 @dataclass
@@ -91,29 +132,7 @@ class FineTuneOutcome:
     images: int
     held_images: int
     preview: Any | None = None  # app.workers.inference.PredictResult of the job's preview image
-
-
-def held_out_scores(model: Any, info: Any, pairs: list[tuple[Path, Path]], device: Any,
-                    cancel: threading.Event) -> dict[str, dict]:
-    """The four metrics per variant of ``model`` over ``pairs`` (void ignored; big images
-    are segmented in tiles)."""
-    from app.common.stats import confusion
-    from core.data.imageio import read_image, read_mask
-    from core.inference import Segmenter
-    from core.metrics import segmentation_scores
-    from core.models.fcn import VARIANTS
-
-    n = info.num_classes
-    conf = {v: np.zeros((n, n), np.int64) for v in VARIANTS}
-    seg = Segmenter(model, info, device=device)
-    for image_path, mask_path in pairs:
-        if cancel.is_set():
-            break
-        pred = seg.predict(read_image(image_path), cancel=cancel.is_set)
-        truth = read_mask(mask_path)
-        for v in VARIANTS:
-            conf[v] += confusion(truth, pred.outputs[v].labels, n)
-    return {v: segmentation_scores(conf[v]) for v in VARIANTS}
+    predicted: int = 0  # the project's other images segmented by the new version
 
 
 class FineTuneWorker(QObject):
@@ -128,6 +147,9 @@ class FineTuneWorker(QObject):
         failed(str): a user-facing message.
         cancelled(): the run was cancelled; nothing was written.
         warmed(): :meth:`warm_up` is done.
+        imagePredicted(object): an :class:`ImagePrediction` of the project's images.
+        modelMade(object, object): a :class:`NewModelJob` is done: its path and ModelInfo.
+        modelFailed(str): a :class:`NewModelJob` failed (a user-facing message).
     """
 
     phase = Signal(str)
@@ -137,6 +159,9 @@ class FineTuneWorker(QObject):
     failed = Signal(str)
     cancelled = Signal()
     warmed = Signal()
+    imagePredicted = Signal(object)
+    modelMade = Signal(object, object)
+    modelFailed = Signal(str)
 
     @Slot()
     def warm_up(self) -> None:
@@ -151,6 +176,27 @@ class FineTuneWorker(QObject):
         except Exception:  # a failed warm-up only costs the time again later
             traceback.print_exc()
         self.warmed.emit()
+
+    @Slot(object)
+    def make_model(self, job: NewModelJob) -> None:
+        """Make, save and announce a new model for the project's classes."""
+        try:
+            from core.training.own_classes import make_model
+
+            self.phase.emit(f"Making a model for {len(job.class_names)} classes from "
+                            f"{job.source_name or job.init}…")
+            _model, info = make_model(job.class_names, job.init, job.out_path,
+                                      colors=job.colors, name=job.name)
+        except Exception as exc:
+            from core.errors import DownloadError
+
+            traceback.print_exc()
+            text = describe_error(exc, "No new model was made")
+            if isinstance(exc, DownloadError):  # every line: which file to place where
+                text = f"No new model was made: {' '.join(str(exc).split())}"
+            self.modelFailed.emit(text)
+            return
+        self.modelMade.emit(job.out_path, info)
 
     @Slot(object, object)
     def run(self, job: FineTuneJob, cancel: threading.Event) -> None:
@@ -178,8 +224,8 @@ class FineTuneWorker(QObject):
             self.finished.emit(outcome)
 
     def _run(self, job: FineTuneJob, cancel: threading.Event) -> FineTuneOutcome | None:
-        from core.checkpoint import load_checkpoint
-        from core.devices import pick_device
+        from core.checkpoints.checkpoint import load_checkpoint
+        from core.inference.devices import pick_device
         from core.training.finetune import fine_tune
 
         t0 = time.perf_counter()
@@ -199,33 +245,68 @@ class FineTuneWorker(QObject):
                 last[0] = now
                 self.progress.emit(p)
 
+        def saved(result: Any) -> None:
+            outcome = self._outcome(job, info, result, len(items), t0)
+            if job.preview is not None and not cancel.is_set():
+                outcome = replace(outcome, preview=self._segment(result, job, device))
+            self.versionReady.emit(outcome)
+            if job.held_out and not cancel.is_set():
+                self.phase.emit(f"Scoring {len(job.held_out)} held-out image(s)…")
+
         result = fine_tune(model, info, items, job.config, device=device, progress=report,
-                           cancel=cancel.is_set, out_path=job.out_path)
+                           cancel=cancel.is_set, out_path=job.out_path,
+                           held_out=job.held_out, on_saved=saved)
         if result.cancelled or result.info is None:
             return None
-        outcome = FineTuneOutcome(
-            checkpoint=Path(job.out_path), info=result.info, parent_id=info.id,
-            before=result.before, after=result.after, held_before={}, held_after={},
-            loss_history=list(result.loss_history), iterations=result.iterations,
-            seconds=time.perf_counter() - t0, images=len(items), held_images=0,
-        )
-        if job.preview is not None and not cancel.is_set():
-            outcome = replace(outcome, preview=self._segment(result, job, device))
-        self.versionReady.emit(outcome)
-        if job.held_out and not cancel.is_set():
-            from core.errors import Cancelled
+        outcome = self._outcome(job, info, result, len(items), t0)
+        if cancel.is_set():  # cancelled while scoring: the new version stays, unscored
+            return replace(outcome, held_before={}, held_after={}, held_images=0)
+        return replace(outcome, predicted=self._predict_all(result, job, device, cancel))
 
-            self.phase.emit(f"Scoring {len(job.held_out)} held-out image(s)…")
+    def _predict_all(self, result: Any, job: FineTuneJob, device: Any,
+                     cancel: threading.Event) -> int:
+        """Segment the project's other images with the new version (each one announced);
+        an unreadable image is skipped. Returns how many were segmented."""
+        from app.common.stats import image_stats
+        from app.workers.inference import PredictResult
+        from core.data.imageio import read_image, read_mask
+        from core.errors import FCNStudioError
+        from core.inference import Segmenter
+
+        if not job.predict:
+            return 0
+        seg = Segmenter(result.model, result.info, device=device)
+        done = 0
+        for k, (path, mask_path) in enumerate(job.predict):
+            if cancel.is_set():
+                break
+            self.phase.emit(f"Segmenting the project's images with the new version: "
+                            f"{k + 1} / {len(job.predict)}…")
             try:
-                before = held_out_scores(model, info, job.held_out, device, cancel)
-                after = held_out_scores(result.model, result.info, job.held_out, device,
-                                        cancel)
-            except Cancelled:  # the new version stays, without these scores
-                return outcome
-            if not cancel.is_set():
-                outcome = replace(outcome, held_before=before, held_after=after,
-                                  held_images=len(job.held_out))
-        return outcome
+                rgb = read_image(path)
+                mask = read_mask(mask_path) if mask_path is not None else None
+                if mask is not None and mask.shape != rgb.shape[:2]:
+                    mask, mask_path = None, None
+                pred = seg.predict(rgb, cancel=cancel.is_set)
+            except (FCNStudioError, OSError, ValueError, MemoryError):
+                continue
+            stats = image_stats(pred, mask, result.info.num_classes)
+            self.imagePredicted.emit(ImagePrediction(path, rgb, mask, mask_path,
+                                                     result.info.id or "",
+                                                     PredictResult(pred, stats)))
+            done += 1
+        return done
+
+    @staticmethod
+    def _outcome(job: FineTuneJob, info: Any, result: Any, images: int,
+                 t0: float) -> FineTuneOutcome:
+        return FineTuneOutcome(
+            checkpoint=Path(job.out_path), info=result.info, parent_id=info.id,
+            before=result.before, after=result.after, held_before=result.held_before,
+            held_after=result.held_after, loss_history=list(result.loss_history),
+            iterations=result.iterations, seconds=time.perf_counter() - t0, images=images,
+            held_images=result.held_images,
+        )
 
     @staticmethod
     def _segment(result: Any, job: FineTuneJob, device: Any) -> Any:

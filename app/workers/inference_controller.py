@@ -1,4 +1,9 @@
-"""InferenceController: the GUI-side owner of the worker thread and its job queue."""
+"""InferenceController: the GUI-side owner of the worker thread and its job queue.
+
+A prediction's preview and tiles land in the document as a partial result
+(``ImageDocument.set_preview`` / ``add_tiles``) before the whole prediction is stored; a
+cancelled one keeps the tiles that landed.
+"""
 
 from __future__ import annotations
 
@@ -30,6 +35,8 @@ class Job:
     device: str = "auto"
     reference: np.ndarray | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
+    model_id: str | None = None  # of the model that runs a prediction (set when it starts)
+    tiles: int = 0  # tiles landed so far
 
 
 class InferenceController(QObject):
@@ -48,6 +55,10 @@ class InferenceController(QObject):
         deviceProblem(str): why a GPU that seems present is not used.
         started(object): a prediction started for that document.
         progress(float): fraction of the running prediction done.
+        previewReady(object, object): document, the prediction of its downscaled copy
+            (already in the document's partial result).
+        tilesLanded(object, object): document, the boxes ``(top, left, bottom, right)``
+            of the tiles that landed (already in the document's partial result).
         resultReady(object, object): document, prediction (already stored in the document).
         runtimeChanged(str, object): the inference backend in use and why speed-ups were
             left out (a tuple of notes), when they differ from the previous prediction's.
@@ -63,23 +74,32 @@ class InferenceController(QObject):
     deviceProblem = Signal(str)
     started = Signal(object)
     progress = Signal(float)
+    previewReady = Signal(object, object)
+    tilesLanded = Signal(object, object)
     resultReady = Signal(object, object)
     runtimeChanged = Signal(str, object)
     failed = Signal(str)
     cancelled = Signal(object)
     busyChanged = Signal(bool)
 
-    _doLoad = Signal(int, object, str)
-    _doPredict = Signal(int, object, object, object)
+    _doLoad = Signal(int, object, str, object)
+    _doPredict = Signal(int, object, object, object, object)
 
-    def __init__(self, parent: QObject | None = None, models: ModelState | None = None) -> None:
-        """Create no thread until the first job; write to ``models`` (default: its own)."""
+    def __init__(self, parent: QObject | None = None, models: ModelState | None = None,
+                 tile_size: int | None = None) -> None:
+        """Create no thread until the first job; write to ``models`` (default: its own).
+
+        ``tile_size``: rows per band of the models loaded from now on (None: measured per
+        model and device; tests and benchmarks set it to get many tiles).
+        """
         super().__init__(parent)
         self.models = models if models is not None else ModelState(self)
+        self.tile_size = tile_size
         self._thread = WorkerThread(
             self, "fcn-inference", InferenceWorker,
             inbound={"load_model": self._doLoad, "predict": self._doPredict},
-            outbound={"progress": self._on_progress, "finished": self._on_finished,
+            outbound={"progress": self._on_progress, "preview": self._on_preview,
+                      "tilesLanded": self._on_tiles, "finished": self._on_finished,
                       "failed": self._on_failed, "cancelled": self._on_cancelled,
                       "devicesFound": self.devicesFound,
                       "deviceProblem": self.deviceProblem},
@@ -164,11 +184,15 @@ class InferenceController(QObject):
         self._thread.ensure()
         self.busyChanged.emit(True)
         if job.kind == "load":
-            self._doLoad.emit(job.id, job.path, job.device)
+            self._doLoad.emit(job.id, job.path, job.device, self.tile_size)
         else:
-            assert job.doc is not None
-            self.started.emit(job.doc)
-            self._doPredict.emit(job.id, job.doc.image, job.reference, job.cancel)
+            doc = job.doc
+            assert doc is not None
+            job.model_id = self.model.model_id if self.model is not None else None
+            self.started.emit(doc)
+            # the region in view when the prediction itself starts (after the preview)
+            self._doPredict.emit(job.id, doc.image, job.reference, job.cancel,
+                                 lambda: doc.view_region)
 
     def _needs_model(self, job: Job) -> bool:
         return job.kind == "predict" and self.model is None
@@ -181,6 +205,21 @@ class InferenceController(QObject):
         job = self._jobs.running_job(job_id)
         if job is not None and job.kind == "predict":
             self.progress.emit(fraction)
+
+    def _on_preview(self, job_id: int, preview: object) -> None:
+        job = self._jobs.running_job(job_id)
+        if job is None or job.doc is None or job.model_id is None:
+            return
+        job.doc.set_preview(job.model_id, preview)
+        self.previewReady.emit(job.doc, preview)
+
+    def _on_tiles(self, job_id: int, prediction: object, boxes: object) -> None:
+        job = self._jobs.running_job(job_id)
+        if job is None or job.doc is None or job.model_id is None:
+            return
+        job.tiles += len(boxes)  # type: ignore[arg-type]
+        job.doc.add_tiles(job.model_id, prediction, list(boxes))  # type: ignore[call-overload]
+        self.tilesLanded.emit(job.doc, boxes)
 
     def _on_finished(self, job_id: int, result: object) -> None:
         job = self._jobs.take(job_id)
@@ -211,12 +250,16 @@ class InferenceController(QObject):
             self.models.set_failed(message)
             self.modelFailed.emit(message)
         else:
+            if job.doc is not None and job.model_id is not None:
+                job.doc.stop_partial(job.model_id)
             self.failed.emit(message)
         self._done()
 
     def _on_cancelled(self, job_id: int) -> None:
         job = self._jobs.take(job_id)
         if job is not None:
+            if job.doc is not None and job.model_id is not None:
+                job.doc.stop_partial(job.model_id)  # what landed stays
             self.cancelled.emit(job.doc)
             self._done()
 

@@ -91,7 +91,7 @@ class TaskWorker(QObject):
         self.finished.emit(job, result)
 
     def _import(self, job: int, *, src: Path, dest: Path, cancel: threading.Event) -> TaskResult:
-        from core.convert import convert
+        from core.checkpoints.convert import convert
 
         self.progress.emit(job, -1.0, f"Converting {src.name}…")
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -101,7 +101,7 @@ class TaskWorker(QObject):
 
     def _download(self, job: int, *, name: str, folder: Path,
                   cancel: threading.Event) -> TaskResult:
-        from core import download
+        from core.checkpoints import download
 
         entry = download.published(name)
         raw = folder / entry.filename
@@ -129,7 +129,7 @@ class TaskWorker(QObject):
 
     def _export(self, job: int, *, checkpoint: Path, out: Path,
                 cancel: threading.Event) -> TaskResult:
-        from core.export import export_onnx
+        from core.checkpoints.onnx import export_onnx
 
         self.progress.emit(job, -1.0, f"Exporting {checkpoint.name} to ONNX…")
         path = export_onnx(checkpoint, out)

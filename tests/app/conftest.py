@@ -58,7 +58,7 @@ def make_checkpoint(path: Path, num_classes: int = len(CLASS_NAMES), seed: int =
     """A tiny FCN checkpoint with random score layers (so predictions vary over the image)."""
     import torch
 
-    from core.checkpoint import ModelInfo, save_checkpoint
+    from core.checkpoints.checkpoint import ModelInfo, save_checkpoint
     from core.models.fcn import fcn_vgg16
 
     torch.manual_seed(seed)

@@ -25,9 +25,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.common.variants import VARIANTS
 from app.workers.batch import BatchRequest, BatchSummary
 from app.workers.batch_runner import BatchRunner
+from core.variants import VARIANTS
 
 NO_VARIANT = "Tick at least one variant to write."
 

@@ -7,12 +7,12 @@ from pathlib import Path
 from PySide6.QtCore import QObject
 from PySide6.QtGui import QAction, QKeySequence
 
-from app.common.variants import VARIANTS
 from app.features.batch.dialog import BatchDialog, BatchOptions
 from app.features.host import AppContext, WindowHost
 from app.widgets.menus import add_after
 from app.workers.batch import BatchRequest, BatchSummary
 from app.workers.batch_runner import BatchRunner
+from core.variants import VARIANTS
 
 DEFAULT_FOLDER = "fcn-predictions"
 """The default output folder's name, made next to the first image."""
@@ -32,7 +32,7 @@ class BatchUi(QObject):
         action: Model > Segment All Images… (Ctrl+Shift+R).
         runner: The :class:`BatchRunner` (its thread starts with the first batch).
         dialog: The dialog, once shown.
-        tile_size: Images larger than this are segmented in tiles (tests make it small).
+        tile_size: Rows per band of the streaming (None: measured; tests make it small).
     """
 
     def __init__(self, context: AppContext, host: WindowHost) -> None:
@@ -42,7 +42,7 @@ class BatchUi(QObject):
         self.context, self.host = context, host
         self.runner = BatchRunner(self)
         self.dialog: BatchDialog | None = None
-        self.tile_size = 1024
+        self.tile_size: int | None = None
         self.action = QAction("Segment &All Images…", window)
         self.action.setShortcut(QKeySequence("Ctrl+Shift+R"))
         tip = "Segment every image in the file list and write its masks to a folder"

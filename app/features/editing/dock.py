@@ -1,4 +1,5 @@
-"""EditDock: the Annotate panel (start, tools, class, size, eraser, paint-only-over, history)."""
+"""EditDock: the Annotate panel (start, tools, class, size, eraser, paint-only-over, refinement,
+history)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from app.features.editing.tool_controller import MAX_SIZE, MIN_SIZE, TOOLS
 from app.panels.legend import swatch
 
 MASK_FILE = "file"
+TOOL_COLUMNS = 3
 
 
 class EditDock(QWidget):
@@ -66,7 +68,7 @@ class EditDock(QWidget):
             button.setDefaultAction(actions.tools[tool])
             button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
             button.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
-            grid.addWidget(button, i // 3, i % 3)
+            grid.addWidget(button, i // TOOL_COLUMNS, i % TOOL_COLUMNS)
         layout.addLayout(grid)
 
         form = QFormLayout()
@@ -88,12 +90,29 @@ class EditDock(QWidget):
         form.addRow("Paint over", self.preserve_box)
         self.contiguous_box = QCheckBox("Contiguous region only", self)
         self.contiguous_box.setChecked(tools.fill_contiguous)
-        self.contiguous_box.setToolTip("Fill the clicked region (on) or every pixel of the "
-                                       "clicked class in the image (off)")
-        form.addRow("Fill", self.contiguous_box)
+        self.contiguous_box.setToolTip("Fill (and the magic wand) take the clicked region "
+                                       "(on) or every pixel of the clicked class (colour) "
+                                       "in the image (off)")
+        form.addRow("Fill, wand", self.contiguous_box)
+        refine_row = QHBoxLayout()
+        self.refine_buttons: list[QToolButton] = []
+        for action, text in ((actions.refine, "Whole Mask (R)"),
+                             (actions.refine_visible, "Part in View (Shift+R)")):
+            action.setIconText(text)
+            button = QToolButton(self)
+            button.setDefaultAction(action)
+            button.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+            refine_row.addWidget(button)
+            self.refine_buttons.append(button)
+        form.addRow("Refine to edges", refine_row)
         layout.addLayout(form)
+        self._options_at = layout.count()  # (the feature's other tool options go here)
 
         undo_row = QHBoxLayout()
+        # the buttons say Undo / Redo (the menu and the history name the step): the action's
+        # text ("Undo refine with image edges") widened the dock and moved the canvas
+        actions.undo.setIconText("Undo")
+        actions.redo.setIconText("Redo")
         for action in (actions.undo, actions.redo, actions.save):
             button = QToolButton(self)
             button.setDefaultAction(action)
@@ -126,6 +145,7 @@ class EditDock(QWidget):
             lambda c: self.preserve_box.setCurrentIndex(
                 self.preserve_box.findData(-1 if c is None else c)))
         manager.state.modelChanged.connect(self._fill_classes)
+        manager.classes.classesChanged.connect(self._fill_classes)  # the project's classes
         manager.sessionChanged.connect(self._show_source)
         manager.stateChanged.connect(self._show_source)
         manager.projects.projectChanged.connect(self._show_project)
@@ -134,6 +154,11 @@ class EditDock(QWidget):
         self._fill_classes()
         self._show_source()
         self._show_project()
+
+    def add_tool_options(self, widget: QWidget) -> None:
+        """Put ``widget`` (more tools' options) under the tool options."""
+        self.layout().insertWidget(self._options_at, widget)
+        self._options_at += 1
 
     def _on_start_choice(self, index: int) -> None:
         key = self.start_box.itemData(index)
@@ -152,7 +177,8 @@ class EditDock(QWidget):
         self.class_box.clear()
         self.preserve_box.clear()
         self.preserve_box.addItem("any class", -1)
-        for i, (name, rgb) in enumerate(zip(st.class_names(), st.colors(), strict=False)):
+        for i, (name, rgb) in enumerate(zip(st.mask_class_names(), st.mask_colors(),
+                                            strict=False)):
             self.class_box.addItem(swatch(rgb), f"{i}  {name}", i)
             self.preserve_box.addItem(swatch(rgb), f"only {name}", i)
         self._show_class(self.manager.tools.cls)

@@ -1,4 +1,5 @@
-"""EditingUi: the editor as a feature (Annotate dock, Edit menu, saving, close guard)."""
+"""EditingUi: the editor as a feature (Annotate dock, Edit menu, saving, close guard, and
+the corrections with the image and the model: edge tools, refinement, click correction)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,15 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Qt
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
+from app.features.editing.click_correct import ClickCorrect
+from app.features.editing.correction_worker import CorrectionController
 from app.features.editing.dock import EditDock
-from app.features.editing.edit_actions import EditActions
+from app.features.editing.edge_tools_ui import EdgeToolOptions, EdgeTools
+from app.features.editing.edit_actions import CanvasKeys, EditActions
 from app.features.editing.manager import EditingManager
+from app.features.editing.preview_ui import PreviewControl
+from app.features.editing.refine_ui import RefineUi
+from app.features.editing.tool_settings import remember_tools
 from app.features.host import AppContext, WindowHost
 from app.workers.voc_export import VocExporter
 
@@ -23,7 +30,8 @@ def ask_discard(window: QWidget, failed: list[str]) -> bool:
     box = QMessageBox(
         QMessageBox.Icon.Warning, "Unsaved masks",
         "These masks could not be saved:\n\n" + "\n".join(failed[:10]) +
-        "\n\nClose anyway and lose their edits?",
+        "\n\nClose anyway and lose their edits? (Strokes already in the project's "
+        "stroke journal come back when the image is opened again.)",
         QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel, window)
     box.setDefaultButton(QMessageBox.StandardButton.Cancel)
     return box.exec() == QMessageBox.StandardButton.Discard
@@ -54,11 +62,29 @@ class EditingUi(QObject):
         host.add_close_guard(lambda: self.confirm_close())  # (tests replace it)
         self._wire()
         settings = context.settings
+        self.keys = CanvasKeys(self.manager.tools, host.widget(), self)
+        self.manager.annotatingChanged.connect(self.keys.set_annotating)
+        self._install_corrections()
+        remember_tools(self.manager.tools, settings)
         start = str(settings.value(START_KEY, "8s"))
         self.manager.start_choice = start
         self.dock.start_box.setCurrentIndex(max(0, self.dock.start_box.findData(start)))
         if settings.value(ANNOTATE_KEY, False, bool):
             self.actions.annotate.setChecked(True)
+
+    def _install_corrections(self) -> None:
+        """The tools with the image and the model, their thread and their preview."""
+        m, a = self.manager, self.actions
+        self.corrections = CorrectionController(self)
+        self.host.add_shutdown(self.corrections.shutdown)
+        self.previews = PreviewControl(m.canvas, a, self)
+        self.edge = EdgeTools(m, self.corrections, self.host, self.context.settings, self)
+        self.refiner = RefineUi(m, self.corrections, self.previews, a, self.host, self)
+        self.clicks = ClickCorrect(m, self.corrections, self.previews, self.context.models,
+                                   self.host, self)
+        self.dock.add_tool_options(EdgeToolOptions(self.edge, a.snap))
+        a.snap.toggled.connect(m.tools.set_snap_edges)
+        m.tools.snapChanged.connect(a.snap.setChecked)
 
     @property
     def tools(self) -> object:

@@ -3,11 +3,20 @@
 One :class:`EditSession` per image file, kept while browsing (undo history included).
 The current image's session is shown on the viewer canvas by a :class:`MaskLayerItem`
 (instead of the prediction overlay) while annotating. Unsaved masks are written to the
-project when switching images, every 30 s and on close.
+project when switching images, every 30 s and on close; in between, every finished edit
+goes to the image's stroke journal (:mod:`app.features.editing.journaling`), which is
+replayed over the saved mask when the image is opened again after a crash.
+
+Masks are in the open project's classes (``projects.classes``, the
+:class:`~app.state.project_classes.ProjectClasses` state), whatever model is loaded: a
+prediction starts a mask only when its classes are the project's or are mapped onto them
+by name. A labelme JSON file beside an image without a saved mask becomes its mask when
+the image is opened (:func:`app.features.editing.labelme_import.import_beside`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +26,12 @@ from PySide6.QtGui import QUndoGroup
 
 from app.canvas.canvas import ImageCanvas
 from app.canvas.layers import Z_EDIT
+from app.features.editing.labelme_import import BesideImports, offer_labels
+from app.features.editing.mask_classes import MaskClasses
 from app.features.editing.mask_layer import MaskLayerItem
 from app.features.editing.session import EditSession
 from app.features.editing.tool_controller import ToolController
-from app.services.projects import ProjectManager
+from app.services.projects import ProjectManager, Restored
 from app.state.display import VARIANTS, ViewerState
 from app.state.document import ImageDocument
 from app.state.notifications import NotificationCenter
@@ -28,7 +39,8 @@ from app.state.notifications import NotificationCenter
 EMPTY, EMPTY_VOID, REFERENCE_MASK = "empty", "empty-void", "reference"
 START_CHOICES: dict[str, str] = {
     **{v: f"FCN-{v} prediction" for v in VARIANTS},
-    EMPTY: "Empty (background)", EMPTY_VOID: "Empty (void)", REFERENCE_MASK: "Reference mask",
+    EMPTY: "Empty (background)", EMPTY_VOID: "Rough labels (unpainted = void)",
+    REFERENCE_MASK: "Reference mask",
 }
 """Where a new mask can start from (a mask file is the other choice)."""
 
@@ -39,6 +51,11 @@ def _key(doc: ImageDocument) -> Path | int:
 
 class EditingManager(QObject):
     """Sessions by image, the annotate mode, the canvas tools and saving.
+
+    Attributes:
+        ask_add_labels: ``ask_add_labels(labels, file)``: labels a labelme file has and the
+            project has not: add them now (True), never (False), or later (None; the
+            default offers them in the Project dock, without a modal question).
 
     Signals:
         sessionChanged(object): the current image's session (or None).
@@ -77,15 +94,22 @@ class EditingManager(QObject):
         self.tools = ToolController(canvas, lambda: self.session if self.annotating else None,
                                     self)
         self.tools.message.connect(lambda level, text: notifications.notify(text, level))
-        self._class_names: list[str] = []
+        self.classes = projects.classes
+        self.mask = MaskClasses(state, projects, notifications)
         self._dirty = False
         self._waiting: ImageDocument | None = None
+        self.declined_labels: set[str] = set()
+        self.beside = BesideImports(self)
+        self.ask_add_labels: Callable[[list[str], Path], bool | None] = \
+            lambda labels, file: offer_labels(self, labels, file)
         state.documentChanged.connect(self._on_document)
         state.modelChanged.connect(self._on_model)
+        self.classes.classesChanged.connect(self._on_classes)
         state.resultChanged.connect(self._on_result)
         state.overlayChanged.connect(self._style_layer)
-        projects.timer.timeout.connect(self.save_all)
+        projects.timer.timeout.connect(self._autosave)
         projects.timer.start()
+        projects.projectChanged.connect(self._on_project)
         self._on_model(state.model_info)
 
     # ------------------------------------------------------------------ annotate mode
@@ -110,8 +134,12 @@ class EditingManager(QObject):
         if doc is None:
             self.notifications.notify("Open an image before editing its mask", "warning")
             return None
+        with self.mask.opening():
+            self.mask.ensure_project(doc)
+            self._on_classes()
         if not self._class_names:
-            self.notifications.notify("Load a model first: its classes are the mask's", "warning")
+            self.notifications.notify("Load a model or make a project (File > New Project…) "
+                                      "first: its classes are the mask's", "warning")
             return None
         whole = False
         if choice in VARIANTS:
@@ -121,7 +149,9 @@ class EditingManager(QObject):
                     f"No FCN-{choice} prediction of {doc.title} yet: run the segmentation "
                     "(Ctrl+R) or start from an empty mask", "warning")
                 return None
-            labels = out.labels
+            labels = self.mask.in_project(out.labels)
+            if labels is None:
+                return None
         elif choice in (EMPTY, EMPTY_VOID):
             labels = np.full((doc.height, doc.width), 255 if choice == EMPTY_VOID else 0,
                              np.uint8)
@@ -145,13 +175,15 @@ class EditingManager(QObject):
         if doc is None:
             return None
         labels = np.asarray(labels)
-        problem = self._check_labels(labels, doc)
+        problem = self.mask.check(labels, doc)
         if problem:
             self.notifications.notify(f"Mask not used: {problem}", "error")
             return None
         session = self.sessions.get(_key(doc))
         if session is None:
             session = self._new_session(doc, labels, source, whole=whole, unsaved=whole)
+            if whole:  # the start itself is unsaved work: journal it now
+                session.journal.begin()
         else:
             self.tools.cancel_pending()
             session.restart(labels, source, whole=whole)
@@ -173,21 +205,17 @@ class EditingManager(QObject):
             return None
         return self.start_from(labels, f"file {Path(path).name}", whole=True)
 
-    def _check_labels(self, labels: np.ndarray, doc: ImageDocument) -> str:
-        if labels.shape != (doc.height, doc.width):
-            return (f"it is {labels.shape[1] if labels.ndim > 1 else '?'}x{labels.shape[0]}, "
-                    f"the image {doc.width}x{doc.height}")
-        n = len(self._class_names)
-        bad = np.unique(labels[(labels >= n) & (labels != 255)])
-        if bad.size:
-            return f"labels {bad[:10].tolist()} are not classes of the model (0..{n - 1}, 255)"
-        return ""
-
     def _new_session(self, doc: ImageDocument, labels: np.ndarray, source: str, *,
                      whole: bool = False, prior: np.ndarray | None = None,
                      unsaved: bool = False) -> EditSession:
-        session = EditSession(doc.path, labels, len(self._class_names), source, whole=whole,
-                              prior=prior, unsaved=unsaved, parent=self)
+        path = doc.path
+        opener = None
+        if path is not None:
+            def opener(replay: bool) -> object:
+                return self.projects.open_journal(path, self._class_names, replay=replay)
+        session = EditSession(path, labels, len(self._class_names), source, whole=whole,
+                              prior=prior, unsaved=unsaved, journal_opener=opener,
+                              notify=self.notifications.notify, parent=self)
         session.dirtyChanged.connect(self._update_dirty)
         self.undo_group.addStack(session.stack)
         self.sessions[_key(doc)] = session
@@ -201,10 +229,24 @@ class EditingManager(QObject):
         self._waiting = None
         if doc is None or not self._class_names:
             return
+        if self.start_choice in VARIANTS and not self._predictions_usable():
+            # The model's classes are not the project's (and not mapped): its predictions
+            # cannot start a mask, so a new image starts as rough labels, where every
+            # pixel not painted is void and ignored by training.
+            self.start(EMPTY_VOID)
+            return
         if self.start_choice in VARIANTS and self.state.output(self.start_choice) is None:
             self._waiting = doc
             return
         self.start()
+
+    def _predictions_usable(self) -> bool:
+        """Whether the model's predictions can start a mask in the mask's classes."""
+        names = self.state.class_names()
+        if not names:
+            return False
+        probe = np.zeros((1, 1), np.uint8)
+        return self.mask.classes.to_project(probe, names) is not None
 
     # ------------------------------------------------------------------ showing
     def _activate(self, session: EditSession | None) -> None:
@@ -232,7 +274,7 @@ class EditingManager(QObject):
 
     def _style_layer(self) -> None:
         st = self.state
-        self.layer.set_colors(st.colors(), st.hidden_classes)
+        self.layer.set_colors(st.mask_colors(), st.hidden_classes)
         self.layer.setOpacity(st.overlay_opacity)
         self.layer.setVisible(self.layer.active and st.overlay_visible)
         # the viewer hides its prediction overlay meanwhile (state.edited_shown)
@@ -244,8 +286,15 @@ class EditingManager(QObject):
             self.save(previous)
         self._waiting = None
         session = self.sessions.get(_key(doc)) if doc is not None else None
-        if session is None and doc is not None and doc.path is not None and self._class_names:
-            session = self._restore(doc)
+        if session is None and doc is not None and doc.path is not None:
+            with self.mask.opening():
+                if self._class_names:  # (a model known: not while the first one loads)
+                    self.mask.find_project(doc)  # its project, if it has one
+                    self._on_classes()
+                if self._class_names:
+                    session = self._restore(doc)
+            if session is None and self._class_names:
+                self.beside.schedule(doc)
         self._activate(session)
         if session is None and self.annotating:
             self._auto_start(doc)
@@ -258,28 +307,66 @@ class EditingManager(QObject):
             self._on_document(doc)
 
     def _restore(self, doc: ImageDocument) -> EditSession | None:
-        saved = self.projects.load(doc.path)
-        if saved is None:
+        """The session of ``doc`` from the project: its saved mask, then the strokes of
+        its journal that were not saved (a crash) as one undoable, unsaved edit."""
+        found: Restored | None = self.projects.restore(doc.path)
+        if found is None:
             return None
-        mask, prior, whole = saved
-        if self._check_labels(mask, doc):
-            self.notifications.notify(f"The saved mask of {doc.title} does not fit: "
-                                      f"{self._check_labels(mask, doc)}", "error")
-            return None
-        session = self._new_session(doc, mask, "the project", whole=whole, prior=prior)
-        self.notifications.notify(f"Loaded the saved mask of {doc.title} from the project")
+        for labels in (found.saved, found.start, found.mask):
+            problem = self.mask.check(labels, doc) if labels is not None else ""
+            if problem:
+                self.notifications.notify(f"The saved mask of {doc.title} does not fit: "
+                                          f"{problem}", "error")
+                return None
+        if found.saved is not None:
+            session = self._new_session(doc, found.saved, "the project", whole=found.whole,
+                                        prior=found.prior)
+        else:
+            session = self._new_session(doc, found.start, "the stroke journal")
+        session.journal.attach(found.journal)
+        edit = None
+        if not np.array_equal(found.mask, session.labels):
+            edit = session.image.replace(found.mask, label=f"recovered {found.strokes} "
+                                         f"stroke{'s' if found.strokes != 1 else ''}")
+        if edit is not None:
+            session.push(edit, journaled=True)
+            self.notifications.notify(
+                f"Recovered {found.strokes} stroke{'s' if found.strokes != 1 else ''} of "
+                f"{doc.title} not saved before the app closed (saved at the next autosave; "
+                "Ctrl+Z takes them back)", "warning")
+        elif found.saved is not None:
+            self.notifications.notify(f"Loaded the saved mask of {doc.title} from the project")
         return session
 
-    def _on_model(self, info: Any) -> None:
-        names = list(info.class_names) if info is not None else []
-        if names != self._class_names and self.sessions:
-            self.save_all()  # masks of other classes cannot stay open under this model
+    @property
+    def _class_names(self) -> list[str]:
+        return self.mask.names
+
+    def _on_model(self, _info: Any) -> None:
+        """Another model: without a project its classes are the mask's; with one, nothing
+        changes (masks stay in the project's classes)."""
+        self._on_classes()
+
+    def _on_classes(self) -> None:
+        """The classes of the masks changed (a project opened, a class edit, a model
+        without a project): masks held in another numbering are let go of (the project
+        manager saved them before), the current image's mask is loaded again."""
+        old = list(self.mask.names)
+        changed = self.mask.update()
+        if changed:
+            self.beside.tried.clear()  # (a label added since may import now)
+        if changed and self.sessions:
+            if not self.classes.is_open:
+                self.mask.names = old  # (saved in the classes they were made in)
+                self.save_all()  # masks of other classes cannot stay open under this model
+                self.mask.update()
             for key in [k for k, s in self.sessions.items() if not s.dirty]:
                 self._drop(key)
-        self._class_names = names
+        names = self.mask.names
         self.tools.set_num_classes(len(names))
         self._style_layer()
-        if self.session is None and self.state.document is not None and names:
+        if (changed and not self.mask.loading and self.session is None
+                and self.state.document is not None and names):
             self._on_document(self.state.document)
 
     def _on_result(self) -> None:
@@ -315,6 +402,27 @@ class EditingManager(QObject):
         ok = self.projects.save(session, self._class_names)
         self._update_dirty()
         return ok
+
+    def _autosave(self) -> None:
+        """The timer's save: every unsaved mask but one with a stroke in progress."""
+        busy = self.session if self.tools.busy else None
+        for session in self.dirty_sessions():
+            if session is not busy:
+                self.save(session)
+        self._update_dirty()
+
+    def _on_project(self, project: Any) -> None:
+        """Another project folder: journals of the old one follow the sessions to it."""
+        if project is None:
+            return  # (no project to move them to: they stay where they are)
+        folder = Path(project.folder).resolve()
+        for session in self.sessions.values():
+            journal = session.journal.journal
+            if journal is None or journal.path.parent.parent.resolve() == folder:
+                continue
+            session.journal.detach()
+            if session.dirty:
+                session.journal.begin()
 
     def save_all(self) -> bool:
         """Save every unsaved mask; True when all were saved."""

@@ -1,9 +1,10 @@
 """MaskLayerItem: the editable mask on the canvas, recolored only inside dirty rectangles.
 
-The item keeps one persistent ``H x W`` uint32 buffer of premultiplied ARGB pixels that a
-QImage (ARGB32_Premultiplied) wraps without copying. A change of the label mask recolors
-only its bounding box through a 256-entry lookup table and repaints only that rectangle,
-so a brush segment costs the same on a 512² and on a 4096² image.
+The item draws the label mask through a 256-entry lookup table in tiles of the zoom's level
+(a :class:`~app.canvas.sources.LabelSource`: no full-size color buffer, only the visible
+tiles). A change of the label mask recolors the cached tiles only inside its bounding box
+and repaints only that rectangle, so a brush segment costs the same on a 512² and on a
+10000² image.
 """
 
 from __future__ import annotations
@@ -12,10 +13,9 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 from PySide6.QtCore import QRectF
-from PySide6.QtGui import QImage
 
 from app.canvas.layers import ArrayImageItem
-from app.common.render import ARGB, ImageBuffer
+from app.canvas.sources import LabelSource
 
 Color = tuple[int, int, int]
 VOID = 255
@@ -48,7 +48,7 @@ def label_lut(
 class MaskLayerItem(ArrayImageItem):
     """Shows an ``H x W`` uint8 label array (edited in place elsewhere) in class colors.
 
-    Call :meth:`recolor` with the dirty box after each change: it updates the ARGB buffer
+    Call :meth:`recolor` with the dirty box after each change: it recolors the shown tiles
     there and schedules a repaint of that rectangle only.
 
     Attributes:
@@ -60,7 +60,6 @@ class MaskLayerItem(ArrayImageItem):
         super().__init__("mask")
         self.active = False
         self._labels: np.ndarray | None = None
-        self._argb: np.ndarray | None = None
         self._lut = label_lut([])
 
     @property
@@ -70,22 +69,13 @@ class MaskLayerItem(ArrayImageItem):
 
     @property
     def argb(self) -> np.ndarray | None:
-        """The persistent premultiplied ARGB buffer (for tests and benchmarks)."""
-        return self._argb
+        """The mask's premultiplied ARGB colors, computed whole (for tests)."""
+        return None if self._labels is None else self._lut[self._labels]
 
     def set_labels(self, labels: np.ndarray | None) -> None:
         """Show ``labels`` (kept by reference: later in-place edits need :meth:`recolor`)."""
         self._labels = labels
-        if labels is None:
-            self._argb = None
-            self.set_buffer(None)
-            return
-        h, w = labels.shape
-        if self._argb is None or self._argb.shape != (h, w):
-            self._argb = np.zeros((h, w), np.uint32)
-            image = QImage(self._argb.data, w, h, self._argb.strides[0], ARGB)
-            self.set_buffer(ImageBuffer(image, self._argb))
-        self.recolor_all()
+        self.set_source(None if labels is None else LabelSource(labels, self._lut))
 
     def set_colors(
         self, colors: Sequence[Color], hidden: Iterable[int] = (), void: Color | None = VOID_COLOR
@@ -98,19 +88,17 @@ class MaskLayerItem(ArrayImageItem):
         self.recolor_all()
 
     def recolor_all(self) -> None:
-        """Recolor the whole buffer (after a new mask or new colors)."""
-        if self._labels is None or self._argb is None:
-            return
-        np.take(self._lut, self._labels, out=self._argb)
-        self.update()
+        """Recolor everything (after new colors, or labels changed everywhere)."""
+        source = self.source
+        if isinstance(source, LabelSource):
+            source.set_lut(self._lut)
+            self.update()
 
     def recolor(self, bbox: tuple[int, int, int, int]) -> None:
         """Recolor the half-open box ``(x0, y0, x1, y1)`` and repaint only that rectangle."""
-        if self._labels is None or self._argb is None:
+        if self._labels is None:
             return
         x0, y0, x1, y1 = (int(v) for v in bbox)
         if x1 <= x0 or y1 <= y0:
             return
-        rows, cols = slice(y0, y1), slice(x0, x1)
-        self._argb[rows, cols] = self._lut[self._labels[rows, cols]]
         self.update_region(QRectF(x0, y0, x1 - x0, y1 - y0))

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoStack
 
+from app.features.editing.journaling import Opener, SessionJournal
 from app.features.editing.undo_commands import DEFAULT_UNDO_LIMIT, EditCommand, history_bytes
 
 
@@ -18,6 +21,9 @@ class EditSession(QObject):
     the mask the session started from, plus those recorded as corrected when the mask was
     loaded from the project. A mask that is entirely the user's (loaded from a file or
     imported from labelme) counts as corrected everywhere.
+
+    Every edit pushed, undone or redone is written to :attr:`journal` (the project's stroke
+    journal of the image) right after it happens; a save clears it (:meth:`mark_saved`).
 
     Signals:
         dirtyChanged(bool): unsaved changes appeared or were saved.
@@ -35,6 +41,8 @@ class EditSession(QObject):
         whole: bool = False,
         prior: np.ndarray | None = None,
         unsaved: bool = False,
+        journal_opener: Opener | None = None,
+        notify: Callable[[str, str], Any] | None = None,
         parent: QObject | None = None,
     ) -> None:
         """Start editing a copy of ``labels``.
@@ -47,6 +55,9 @@ class EditSession(QObject):
             whole: The whole mask is the user's annotation (every pixel counts as corrected).
             prior: Pixels already recorded as corrected (from the project), or None.
             unsaved: The starting mask itself is not saved yet (an import, a loaded file).
+            journal_opener: Opens the image's stroke journal (see
+                :class:`SessionJournal`); None: changes are not journaled.
+            notify: ``notify(text, level)`` for the journal's messages.
         """
         super().__init__(parent)
         from core.annotation import LabelImage
@@ -62,6 +73,8 @@ class EditSession(QObject):
         self.stack = QUndoStack(self)
         self.stack.setUndoLimit(DEFAULT_UNDO_LIMIT)
         self.stack.cleanChanged.connect(self._emit_dirty)
+        self.journal = SessionJournal(path.name if path else "untitled",
+                                      lambda: self.image.array, journal_opener, notify)
 
     @property
     def labels(self) -> np.ndarray:
@@ -73,11 +86,13 @@ class EditSession(QObject):
         """Whether the mask has changes that are not saved."""
         return self._unsaved or not self.stack.isClean()
 
-    def push(self, edit: object | None, text: str = "") -> bool:
-        """Put an applied core Edit on the undo stack; False when ``edit`` is None."""
+    def push(self, edit: object | None, text: str = "", *, journaled: bool = False) -> bool:
+        """Put an applied core Edit on the undo stack and journal it; False when ``edit``
+        is None. ``journaled``: the edit is in the journal already (recovered strokes)."""
         if edit is None:
             return False
-        self.stack.push(EditCommand(self.image, edit, text))
+        self.stack.push(EditCommand(self.image, edit, text, self.journal.record,
+                                    recorded=journaled))
         return True
 
     def restart(self, labels: np.ndarray, source: str, *, whole: bool = False) -> None:
@@ -100,11 +115,12 @@ class EditSession(QObject):
         return changed if self.prior is None else changed | self.prior
 
     def mark_saved(self) -> None:
-        """Record that the current mask is saved."""
+        """Record that the current mask is saved (and clear its stroke journal)."""
         self.save_error = ""
         self._unsaved = False
         self.image.mark_saved()
         self.stack.setClean()
+        self.journal.saved(self.image.array)
         self._emit_dirty()
 
     def history_bytes(self) -> int:

@@ -3,15 +3,31 @@
 Tools: brush and eraser (round, interpolated between mouse events by the core's capsule
 footprint, so fast moves leave no gaps), flood fill, polygon (click vertices; double-click,
 right-click or Enter closes; Backspace removes the last; Esc cancels), lasso (drag) and
-eyedropper. Points snap to pixel centres, so a click paints exactly the footprint the
-brush cursor shows. Keys on the canvas: ``[`` / ``]`` brush size, digits pick a class;
-Ctrl+wheel changes the size (plain wheel still zooms, middle button still pans).
+eyedropper; the tools with the image and the model (superpixel brush and fill, magic wand,
+click correction) are :class:`ToolHandler` s added by the feature
+(:mod:`app.features.editing.edge_tools_ui`, :mod:`app.features.editing.click_correct`), and
+with *Snap to edges* a closed polygon goes to the :attr:`ToolController.snapper`. Points snap
+to pixel centres, so a click paints exactly the footprint the brush cursor shows.
+Ctrl+wheel changes the size (plain wheel still zooms, middle button still pans). The
+settings (class, size, ...) are :class:`~app.features.editing.tool_settings.ToolSettings`'.
+The digits and ``[`` / ``]`` are window-wide actions
+(:class:`app.features.editing.edit_actions.CanvasKeys`) calling :meth:`ToolController.choose_class`
+and :meth:`ToolController.step_size`; the polygon's keys (Enter, Backspace, Esc) go to the
+canvas.
+
+A press that activates the window (it was not the active window, or became it an instant
+before) only gives the canvas the focus and paints nothing: the click was meant to bring
+the window forward. In the active window a press paints even when another widget had the
+focus, since no key needs the canvas focus any more (and a stroke right after using the
+dock is meant to paint), as in napari and labelme.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
+from typing import Any
 
 from PySide6.QtCore import QEvent, QObject, QPointF, Qt, Signal
 from PySide6.QtGui import QKeyEvent, QMouseEvent, QWheelEvent
@@ -19,43 +35,39 @@ from PySide6.QtGui import QKeyEvent, QMouseEvent, QWheelEvent
 from app.canvas.canvas import ImageCanvas
 from app.features.editing.cursor import BrushCursorItem, PathPreviewItem, brush_radius
 from app.features.editing.session import EditSession
+from app.features.editing.tool_settings import (
+    FOOTPRINT_TOOLS,
+    MAX_SIZE,
+    MIN_SIZE,
+    TOOLS,
+    VOID,
+    ToolHandler,
+    ToolSettings,
+    next_size,
+)
 
-TOOLS: dict[str, str] = {
-    "brush": "Brush", "eraser": "Eraser", "fill": "Fill", "polygon": "Polygon",
-    "lasso": "Lasso", "eyedropper": "Eyedropper",
-}
-"""Tool ids and their names."""
-MIN_SIZE, MAX_SIZE = 1, 255
-VOID = 255
+__all__ = ["MAX_SIZE", "MIN_SIZE", "TOOLS", "ToolController", "ToolHandler"]
+
 E = QEvent.Type
+ACTIVATION_CLICK_S = 0.15
+"""A press this soon after the window became active is the click that activated it (Qt
+may handle the activation before the press that caused it)."""
 _POLY_KEYS = (Qt.Key.Key_Return, Qt.Key.Key_Enter, Qt.Key.Key_Escape, Qt.Key.Key_Backspace)
 
 
-def next_size(size: int, up: bool) -> int:
-    """The brush size after one ``]`` (``up``) or ``[``: steps of 1 below 10, else ~15%."""
-    step = 1 if size < 10 else max(1, round(size * 0.15))
-    return max(MIN_SIZE, min(MAX_SIZE, size + (step if up else -step)))
-
-
-class ToolController(QObject):
+class ToolController(ToolSettings):
     """Applies the current tool to the current :class:`EditSession` on one canvas.
 
-    Signals:
-        toolChanged(str), classChanged(int), sizeChanged(int), eraserChanged(int),
-        preserveChanged(object), fillModeChanged(bool): a setting changed (preserve: a
-            class or None; fill mode: contiguous region only).
+    Attributes:
+        handlers: The tools implemented elsewhere, by tool id.
+        snapper: ``snapper(session, points)`` snaps and fills a closed polygon later (True:
+            it takes it over); used while :attr:`snap_edges` is on.
+
+    Signals (besides :class:`ToolSettings`'):
         edited(): an edit was pushed on the session's undo stack.
-        message(str, str): level and text for the user.
     """
 
-    toolChanged = Signal(str)
-    classChanged = Signal(int)
-    sizeChanged = Signal(int)
-    eraserChanged = Signal(int)
-    preserveChanged = Signal(object)
-    fillModeChanged = Signal(bool)
     edited = Signal()
-    message = Signal(str, str)
 
     def __init__(
         self,
@@ -68,21 +80,19 @@ class ToolController(QObject):
         self.canvas = canvas
         self._session = session
         self.enabled = False
-        self.tool = "brush"
-        self.cls = 1
-        self.size = 9
-        self.eraser_value = 0
-        self.preserve: int | None = None
-        self.fill_contiguous = True
-        self.num_classes = 0
+        self.snapper: Callable[[EditSession, list[tuple[int, int]]], bool] | None = None
+        self.handlers: dict[str, ToolHandler] = {}
         self._previous_tool = "brush"
         self._stroke: object | None = None
         self._last: tuple[int, int] | None = None
         self._points: list[tuple[int, int]] = []
         self._dragging_lasso = False
+        self._activated_at: float | None = None  # when the window last became active
+        self._activating: float | None = None  # when a press asked for the activation
         self.cursor = BrushCursorItem()
         self.preview = PathPreviewItem()
         self.cursor.set_size(self.size)
+        self.sizeChanged.connect(self.cursor.set_size)
         canvas.scene().addItem(self.cursor)
         canvas.scene().addItem(self.preview)
         canvas.viewport().installEventFilter(self)
@@ -111,54 +121,11 @@ class ToolController(QObject):
         self._update_cursor()
         self.toolChanged.emit(tool)
 
-    def set_class(self, cls: int) -> None:
-        """Paint with class ``cls``."""
-        cls = int(cls)
-        if self.num_classes and not 0 <= cls < self.num_classes:
-            return
-        if cls != self.cls:
-            self.cls = cls
-            self.classChanged.emit(cls)
-
-    def set_size(self, size: int) -> None:
-        """Brush and eraser diameter in pixels."""
-        size = max(MIN_SIZE, min(MAX_SIZE, int(size)))
-        if size != self.size:
-            self.size = size
-            self.cursor.set_size(size)
-            self.sizeChanged.emit(size)
-
-    def set_eraser_value(self, value: int) -> None:
-        """What the eraser paints: 0 (background) or 255 (void)."""
-        value = VOID if int(value) == VOID else 0
-        if value != self.eraser_value:
-            self.eraser_value = value
-            self.eraserChanged.emit(value)
-
-    def set_preserve(self, cls: int | None) -> None:
-        """Paint only over pixels of class ``cls`` (None: over everything)."""
-        cls = None if cls is None or int(cls) < 0 else int(cls)
-        if cls != self.preserve:
-            self.preserve = cls
-            self.preserveChanged.emit(cls)
-
-    def set_fill_contiguous(self, on: bool) -> None:
-        """Fill the clicked region only (True) or every pixel of the clicked label (False)."""
-        on = bool(on)
-        if on != self.fill_contiguous:
-            self.fill_contiguous = on
-            self.fillModeChanged.emit(on)
-
-    def set_num_classes(self, n: int) -> None:
-        """The model's class count (digits and the class choice are checked against it)."""
-        self.num_classes = int(n)
-        if n and self.cls >= n:
-            self.set_class(1 if n > 1 else 0)
-
     @property
     def busy(self) -> bool:
-        """Whether a stroke, polygon or lasso is in progress."""
-        return self._stroke is not None or bool(self._points)
+        """Whether a stroke, polygon, lasso or a handler's drag is in progress."""
+        return (self._stroke is not None or bool(self._points)
+                or any(h.busy for h in self.handlers.values()))
 
     def cancel_pending(self) -> None:
         """Abandon a stroke (reverting it), a polygon or a lasso in progress."""
@@ -168,6 +135,8 @@ class ToolController(QObject):
         self._points = []
         self._dragging_lasso = False
         self.preview.show_points([])
+        for handler in self.handlers.values():
+            handler.cancel()
 
     # ------------------------------------------------------------------ geometry
     def pixel_at(self, view_pos: QPointF) -> tuple[int, int]:
@@ -191,9 +160,11 @@ class ToolController(QObject):
     # ------------------------------------------------------------------ events
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:
         """Handle the tools' mouse, wheel and key events; pass everything else on."""
+        t = event.type()
+        if t == E.WindowActivate and obj is self.canvas:
+            self._on_window_activated()
         if not self.enabled:
             return False
-        t = event.type()
         if obj is self.canvas:
             if t == E.ShortcutOverride:
                 if self._wants_key(event):
@@ -220,23 +191,11 @@ class ToolController(QObject):
         key, mods = event.key(), event.modifiers()
         if mods & (Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.AltModifier):
             return False
-        if key in (Qt.Key.Key_BracketLeft, Qt.Key.Key_BracketRight):
-            return True
-        if Qt.Key.Key_0 <= key <= Qt.Key.Key_9:
-            return True
         return key in _POLY_KEYS and self.busy
 
     def _on_key(self, event: QKeyEvent) -> None:
         key = event.key()
-        if key in (Qt.Key.Key_BracketLeft, Qt.Key.Key_BracketRight):
-            self.set_size(next_size(self.size, key == Qt.Key.Key_BracketRight))
-        elif Qt.Key.Key_0 <= key <= Qt.Key.Key_9:
-            cls = int(key - Qt.Key.Key_0)
-            if self.num_classes and cls >= self.num_classes:
-                self.message.emit("warning", f"There is no class {cls} (0..{self.num_classes - 1})")
-            else:
-                self.set_class(cls)
-        elif key == Qt.Key.Key_Escape:
+        if key == Qt.Key.Key_Escape:
             self.cancel_pending()
         elif key == Qt.Key.Key_Backspace:
             if self._points:
@@ -261,8 +220,15 @@ class ToolController(QObject):
         if button == Qt.MouseButton.RightButton and self.tool == "polygon" and self._points:
             self._close_polygon()
             return True
+        handler = self.handlers.get(self.tool)
+        if handler is not None and button != Qt.MouseButton.LeftButton:
+            return handler.press(session, x, y, event)
         if button != Qt.MouseButton.LeftButton:
             return False
+        if self._activating_press():
+            return True  # (the release that follows finds nothing to finish)
+        if handler is not None:
+            return handler.press(session, x, y, event)
         tool = self.tool
         if tool in ("brush", "eraser"):
             if self._stroke is None:
@@ -287,10 +253,30 @@ class ToolController(QObject):
             self._dragging_lasso = True
         return True
 
+    def _on_window_activated(self) -> None:
+        now = time.monotonic()
+        asked, self._activating = self._activating, None
+        if asked is None or now - asked > 1.0:  # (not the activation a press asked for)
+            self._activated_at = now
+
+    def _activating_press(self) -> bool:
+        """Whether a press is the click that activates the window (then it only focuses)."""
+        activated, self._activated_at = self._activated_at, None
+        window = self.canvas.window()
+        if not window.isActiveWindow():
+            self._activating = time.monotonic()
+            window.activateWindow()
+            self.canvas.setFocus(Qt.FocusReason.ActiveWindowFocusReason)
+            return True
+        return activated is not None and time.monotonic() - activated < ACTIVATION_CLICK_S
+
     def _on_move(self, event: QMouseEvent) -> None:
         x, y = self.pixel_at(event.position())
-        if self.tool in ("brush", "eraser"):
+        if self.tool in FOOTPRINT_TOOLS:
             self.cursor.move_to(x, y)
+        handler = self.handlers.get(self.tool)
+        if handler is not None:
+            handler.move(x, y, event)
         if self._stroke is not None and self._last is not None:
             if (x, y) != self._last:
                 self._paint_segment([self._last, (x, y)])
@@ -303,6 +289,9 @@ class ToolController(QObject):
             self.preview.show_points(self._points, (x, y))
 
     def _on_release(self, event: QMouseEvent) -> bool:
+        handler = self.handlers.get(self.tool)
+        if handler is not None:
+            return handler.release(self._session(), *self.pixel_at(event.position()), event)
         if event.button() != Qt.MouseButton.LeftButton:
             return False
         session = self._session()
@@ -322,7 +311,7 @@ class ToolController(QObject):
             if session is not None and len(points) >= 3:
                 from core.annotation import lasso
 
-                self._apply(session, lasso(points, session.labels.shape), "lasso")
+                self.apply(session, lasso(points, session.labels.shape), "lasso")
             return True
         return self.tool in ("fill", "eyedropper", "polygon") and session is not None
 
@@ -335,10 +324,16 @@ class ToolController(QObject):
         if region.count:
             stroke.add(region)
 
-    def _apply(self, session: EditSession, region: object, name: str) -> None:
-        edit = session.image.paint(region, self.cls, label=name, preserve_label=self.preserve)
+    def apply(self, session: EditSession, region: Any, name: str, value: int | None = None
+              ) -> bool:
+        """Paint ``region`` (a core Region) with ``value`` (default: the class), over the
+        *paint over* class only when one is set, as one undoable, journaled edit."""
+        value = self.cls if value is None else value
+        edit = session.image.paint(region, value, label=name, preserve_label=self.preserve)
         if session.push(edit):
             self.edited.emit()
+            return True
+        return False
 
     def _fill(self, session: EditSession, x: int, y: int) -> None:
         if not self._inside(session, x, y):
@@ -346,7 +341,7 @@ class ToolController(QObject):
         from core.annotation import flood_fill
 
         region = flood_fill(session.labels, (x, y), contiguous=self.fill_contiguous)
-        self._apply(session, region, "fill" if self.fill_contiguous else "fill all")
+        self.apply(session, region, "fill" if self.fill_contiguous else "fill all")
 
     def _pick(self, session: EditSession, x: int, y: int) -> None:
         if not self._inside(session, x, y):
@@ -367,6 +362,8 @@ class ToolController(QObject):
         session = self._session()
         if session is None or len(points) < 3:
             return
+        if self.snap_edges and self.snapper is not None and self.snapper(session, points):
+            return  # (the snapper fills the snapped polygon when it has it)
         from core.annotation import polygon_fill
 
-        self._apply(session, polygon_fill(points, session.labels.shape), "polygon")
+        self.apply(session, polygon_fill(points, session.labels.shape), "polygon")

@@ -1,16 +1,17 @@
-"""Exports as PNG: the mask (palette), the overlay, a heatmap and the compare grid."""
+"""Exports as PNG: the mask (palette), the overlay, a heatmap (rendered by
+:mod:`core.outputs.render`) and the compare grid."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from PySide6.QtCore import QRect, Qt
 from PySide6.QtGui import QColor, QFont, QImage, QPainter
 
-from app.common.colormaps import colormap
-from app.common.render import qimage_to_rgb, rgb_image, to_index
+from app.common.render import qimage_to_rgb, rgb_image
+from core.outputs.render import mask_palette
 
 Color = tuple[int, int, int]
 TITLE_HEIGHT = 28
@@ -19,11 +20,8 @@ TITLE_HEIGHT = 28
 def save_mask(path: str | os.PathLike[str], labels: np.ndarray, colors: Sequence[Color]) -> None:
     """Write labels as an 8-bit palette PNG with the model's class colors."""
     from core.data.imageio import write_mask
-    from core.data.palette import VOC_PALETTE
 
-    palette = VOC_PALETTE.copy()
-    palette[: len(colors)] = np.asarray(colors, dtype=np.uint8)
-    write_mask(path, labels, palette)
+    write_mask(path, labels, mask_palette(colors))
 
 
 def save_rgb(path: str | os.PathLike[str], rgb: np.ndarray) -> None:
@@ -31,44 +29,6 @@ def save_rgb(path: str | os.PathLike[str], rgb: np.ndarray) -> None:
     from core.data.imageio import write_image
 
     write_image(path, rgb)
-
-
-def _blend(image: np.ndarray, color: np.ndarray, alpha: np.ndarray | float) -> np.ndarray:
-    a = np.asarray(alpha, dtype=np.float32)
-    if a.ndim == 2:
-        a = a[:, :, None]
-    out = image.astype(np.float32) * (1.0 - a) + color.astype(np.float32) * a
-    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
-
-
-def overlay_rgb(
-    image: np.ndarray,
-    labels: np.ndarray,
-    colors: Sequence[Color],
-    opacity: float,
-    hidden: Iterable[int] = (),
-) -> np.ndarray:
-    """The image with the label mask blended over it (void and ``hidden`` classes stay clear)."""
-    lut = np.zeros((256, 3), dtype=np.uint8)
-    lut[: len(colors)] = np.asarray(colors, dtype=np.uint8)
-    alpha = np.zeros(256, dtype=np.float32)
-    alpha[: len(colors)] = opacity
-    for c in hidden:
-        alpha[c] = 0.0
-    return _blend(image, lut[labels], alpha[labels])
-
-
-def heatmap_rgb(
-    values: np.ndarray, cmap: str, image: np.ndarray | None = None, opacity: float = 1.0
-) -> np.ndarray:
-    """A map of values in [0, 1] through ``cmap``, blended over ``image`` when given."""
-    rgb = colormap(cmap)[to_index(values)]
-    return rgb if image is None else _blend(image, rgb, opacity)
-
-
-def mark_rgb(image: np.ndarray, mask: np.ndarray, color: Color, opacity: float) -> np.ndarray:
-    """The image with ``color`` blended where ``mask`` is true."""
-    return _blend(image, np.broadcast_to(np.array(color, np.uint8), image.shape), mask * opacity)
 
 
 def _fit(rgb: np.ndarray, max_side: int) -> np.ndarray:

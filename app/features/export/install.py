@@ -11,7 +11,6 @@ from PySide6.QtWidgets import QFileDialog, QWidget
 
 from app.canvas.overlays import DISAGREE_COLOR
 from app.canvas.panes import mixed, set_disagreement
-from app.common.colormaps import DEFAULT_COLORMAP, ENTROPY_COLORMAP
 from app.common.render import contour_labels, contour_thickness
 from app.features.export import images as export
 from app.features.host import AppContext, WindowHost
@@ -19,6 +18,8 @@ from app.services.settings import Settings
 from app.state.display import REFERENCE, VARIANTS, ViewerState
 from app.state.model_set import ModelSet, pane_sources
 from app.state.notifications import NotificationCenter
+from core.outputs import render
+from core.outputs.colormaps import DEFAULT_COLORMAP, ENTROPY_COLORMAP
 
 
 class Exporter:
@@ -103,7 +104,7 @@ class Exporter:
         st = self.state
         if st.overlay_contours:
             labels = contour_labels(labels, contour_thickness(*labels.shape[:2]))
-        return export.overlay_rgb(image, labels, colors, st.mask_opacity, hidden)
+        return render.overlay(image, labels, colors, st.mask_opacity, hidden)
 
     def heatmap(self, path: str | os.PathLike[str] | None = None) -> Path | None:
         """The heatmap as shown (class probability or entropy; over the image or alone)."""
@@ -112,12 +113,12 @@ class Exporter:
         st, doc = self.state, self.state.document
         out = st.output(st.heatmap_variant)
         if st.heatmap_source == "entropy":
-            values, cmap, name = out.entropy, ENTROPY_COLORMAP, "entropy"
+            values, cmap, name = out.entropy(), ENTROPY_COLORMAP, "entropy"
         else:
-            values, cmap = out.probs[st.heatmap_class], DEFAULT_COLORMAP
+            values, cmap = out.probability(st.heatmap_class), DEFAULT_COLORMAP
             name = st.class_names()[st.heatmap_class]
         under = doc.image if st.heatmap_mode == "overlay" else None
-        rgb = export.heatmap_rgb(values, cmap, under, max(st.overlay_opacity, 0.35))
+        rgb = render.heatmap(values, cmap, under, max(st.overlay_opacity, 0.35))
         target = self._target(path, "Heatmap", f"{st.heatmap_variant}_{name}_heatmap")
         return self._write(target, lambda t: export.save_rgb(t, rgb), "heatmap")
 
@@ -138,7 +139,7 @@ class Exporter:
             (doc.title, doc.image),
             ("Reference", ref),
             ("Disagreement", None if differ is None else
-             export.mark_rgb(doc.image, differ, DISAGREE_COLOR, 0.85)),
+             render.mark(doc.image, differ, DISAGREE_COLOR, 0.85)),
         ]
         for v, src in sources.items():
             out = doc.output(src.model_id, v)

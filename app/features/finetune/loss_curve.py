@@ -7,6 +7,7 @@ import os
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
+PEN, STALE_PEN = (30, 100, 200), (170, 170, 170)
 REDRAW_MS = 250
 """Redraw at most 4 times a second: pyqtgraph paints in Python, holding the GIL that the
 training thread needs between its small operations."""
@@ -26,6 +27,7 @@ class LossCurve(QWidget):
         self._curve = None
         self.xs: list[int] = []
         self.ys: list[float] = []
+        self.stale = False
         self._redraw = QTimer(self)
         self._redraw.setSingleShot(True)
         self._redraw.setInterval(REDRAW_MS)
@@ -44,11 +46,26 @@ class LossCurve(QWidget):
         self.plot.setLabel("bottom", "step")
         self.plot.setLabel("left", "loss")
         self.plot.setMouseEnabled(x=False, y=False)
-        self._curve = self.plot.plot([], [], pen=pg.mkPen((30, 100, 200), width=2))
+        self._curve = self.plot.plot([], [], pen=self._pen())
         self._placeholder.hide()
         self._layout.addWidget(self.plot)
         if self.xs:
             self._curve.setData(self.xs, self.ys)
+
+    def _pen(self) -> object:
+        import pyqtgraph as pg
+
+        return pg.mkPen(STALE_PEN if self.stale else PEN, width=2)
+
+    def set_stale(self, stale: bool) -> None:
+        """Draw the curve gray (it belongs to another model's run) or in color."""
+        if bool(stale) == self.stale:
+            return
+        self.stale = bool(stale)
+        if self._curve is not None:
+            self._curve.setPen(self._pen())
+        self.setToolTip("The loss of the last fine-tune, of another model than the one in "
+                        "use" if self.stale else "")
 
     def clear(self) -> None:
         """Forget the points."""

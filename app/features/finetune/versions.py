@@ -63,7 +63,7 @@ def _after_mean_iu(info: Any) -> float | None:
 def read_versions(paths: Iterable[Path]) -> list[Version]:
     """The readable checkpoints among ``paths`` (one per id), ordered as a lineage tree:
     each root, then its descendants depth-first, oldest first."""
-    from core.checkpoint import read_info
+    from core.checkpoints.checkpoint import read_info
     from core.errors import FCNStudioError
 
     by_id: dict[str, Version] = {}
@@ -113,3 +113,21 @@ def version_name(parent_name: str, path: Path) -> str:
     root = re.sub(r" · ft\d+$", "", parent_name or "") or _FT_SUFFIX.sub("", path.stem)
     match = re.search(r"ft\d+$", path.stem)
     return f"{root} · {match.group(0)}" if match else root
+
+
+def lineage(versions: list[Version], current: str | None) -> list[Version]:
+    """The versions of ``current``'s lineage (its root and every descendant of it), in the
+    order of ``versions`` (:func:`read_versions`'s); empty when ``current`` is not listed."""
+    by_id = {v.id: v for v in versions}
+    if current not in by_id:
+        return []
+    root = by_id[current]
+    seen = {root.id}
+    while root.parent in by_id and root.parent not in seen:
+        root = by_id[root.parent]
+        seen.add(root.id)
+    family = {root.id}
+    for v in versions:  # parents come before their children in read_versions' order
+        if v.parent in family and v.id != root.id:
+            family.add(v.id)
+    return [v for v in versions if v.id in family]

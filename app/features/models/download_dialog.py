@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 
 from app.common.checkpoints import library_dir
 from app.workers.model_tasks import DOWNLOAD, TaskResult, TaskRunner, size_text
-from core import download as registry
+from core.checkpoints import download as registry
 
 COLUMNS: tuple[str, ...] = ("Name", "Net", "File", "Size", "MD5", "Status")
 
@@ -44,7 +44,8 @@ def entry_status(entry: registry.PublishedModel, folder: Path) -> str:
 
 
 class DownloadDialog(QDialog):
-    """Lists :data:`core.download.PUBLISHED`; downloads, verifies and converts the chosen one.
+    """Lists :data:`core.checkpoints.download.PUBLISHED`; downloads, verifies and converts
+    the chosen one.
 
     Signals:
         modelReady(object): the converted checkpoint's path.

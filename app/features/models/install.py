@@ -17,7 +17,6 @@ from PySide6.QtWidgets import QFileDialog
 
 from app.common.checkpoints import (
     CheckpointSummary,
-    HeaderError,
     import_destination,
     library,
     library_dir,
@@ -30,6 +29,7 @@ from app.state.document import ImageDocument
 from app.state.model_set import legend, pane_sources
 from app.workers.model_set_runner import SetRunner
 from app.workers.model_tasks import EXPORT, IMPORT, TaskResult, TaskRunner
+from core.errors import CheckpointError
 
 IMPORT_FILTER = ("Model weights (*.caffemodel *.pth *.pt *.tar *.safetensors);;"
                  "Caffe models (*.caffemodel);;pytorch-fcn state dicts (*.pth *.pt *.tar);;"
@@ -210,7 +210,7 @@ class ModelsUI(QObject):
                 continue
             try:
                 members[variant] = summarize(path)
-            except HeaderError as exc:
+            except CheckpointError as exc:
                 self._notify(f"Model set not changed: {exc}", "error")
                 return False
         self.model_set.set_members(members)

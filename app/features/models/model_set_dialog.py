@@ -18,9 +18,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.common.checkpoints import CheckpointSummary, HeaderError, library, summarize
+from app.common.checkpoints import CheckpointSummary, library, summarize
 from app.state.display import VARIANTS
 from app.state.model_set import ModelSet
+from core.errors import CheckpointError
 
 BROWSE = "__browse__"
 """Item data of the "Other checkpoint…" entry."""
@@ -156,7 +157,7 @@ class ModelSetDialog(QDialog):
             return key
         try:
             summary = summarize(path)
-        except HeaderError as exc:
+        except CheckpointError as exc:
             self.problem.setText(str(exc))
             return None
         self.summaries[key] = summary

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PySide6.QtGui import QColor
 
-from app.common.colormaps import COLORMAPS, argb_table, colormap
+from app.common.colormaps import argb_table
 from app.common.render import (
     boolean_image,
     contour_labels,
@@ -16,8 +16,8 @@ from app.common.render import (
     qimage_to_rgb,
     rgb_image,
     scalar_image,
-    to_index,
 )
+from core.outputs.colormaps import COLORMAPS, colormap
 
 
 def _pixel(buf, x: int, y: int) -> tuple[int, int, int, int]:
@@ -73,18 +73,6 @@ def test_probability_image_matches_colormap() -> None:
     idx = np.rint(values.astype(np.float16).astype(np.float32) * 255).astype(int)
     for y, x in [(0, 0), (7, 9), (15, 15)]:
         assert _pixel(buf, x, y)[:3] == tuple(int(v) for v in table[idx[y, x]])
-
-
-def test_to_index_rounds_and_clips() -> None:
-    for dtype in (np.float16, np.float32):
-        f = np.array([[0.0, 0.5, 1.0, 2.0, np.nan, 0.2]], dtype)
-        expected = [0, 128, 255, 255, 0, round(float(np.float32(f[0, 5])) * 255)]
-        np.testing.assert_array_equal(to_index(f)[0], expected)
-    rng = np.random.default_rng(0)
-    p = rng.random((64, 64), dtype=np.float32).astype(np.float16)
-    np.testing.assert_array_equal(to_index(p), np.rint(p.astype(np.float32) * 255))
-    wide = to_index(np.array([[-1.0, 1.0, 3.0]]), -1.0, 3.0)
-    np.testing.assert_array_equal(wide, [[0, 128, 255]])
 
 
 def test_scalar_and_boolean_images() -> None:

@@ -239,10 +239,12 @@ def test_the_inference_runtime_is_shown_and_a_forced_eager_said(
     said = [m for m in window.notifications.messages if "Inference runs on" in m.text]
     assert len(said) == 1 and runtime in said[0].text
     if backend == "eager":
-        assert runtime == "eager" and any("forced by FCN_STUDIO_BACKEND" in n for n in notes)
+        assert runtime.startswith("streamed bands (fp32, NCHW)")
+        assert any("forced by FCN_STUDIO_BACKEND" in n for n in notes)
         assert said[0].level == "warning" and "forced by FCN_STUDIO_BACKEND" in html
     else:
-        assert runtime.startswith("torch") and said[0].level == "info"
+        assert runtime.startswith("streamed bands (fp32, channels_last)")
+        assert said[0].level == "info"
     with qtbot.waitSignal(window.controller.resultReady, timeout=60000):
         window.actions.next_image.trigger()
     again = [m for m in window.notifications.messages if "Inference runs on" in m.text]
@@ -260,10 +262,10 @@ def test_the_inference_runtime_is_shown_and_a_forced_eager_said(
 def test_an_unused_gpu_is_explained(
     qtbot: QtBot, window: MainWindow, samples: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import core.devices
+    import core.inference.devices
 
     hint = "An NVIDIA GPU seems present, but this PyTorch is a CPU-only build"
-    monkeypatch.setattr(core.devices, "gpu_hint", lambda: hint)
+    monkeypatch.setattr(core.inference.devices, "gpu_hint", lambda: hint)
     with qtbot.waitSignal(window.controller.deviceProblem, timeout=60000):
         window.start([samples])
     warning = window.notifications.last("warning")

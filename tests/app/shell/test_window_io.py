@@ -11,8 +11,8 @@ from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 from pytestqt.qtbot import QtBot
 
-from app.common.colormaps import DEFAULT_COLORMAP, colormap
 from app.shell.main_window import MainWindow
+from core.outputs.colormaps import DEFAULT_COLORMAP, colormap
 from tests.app.conftest import CLASS_NAMES, Screenshot, make_checkpoint
 
 
@@ -119,7 +119,7 @@ def test_exports(qtbot: QtBot, loaded_window: MainWindow, tmp_path: Path) -> Non
     heat = read_image(win.exporter.heatmap(tmp_path / "heat.png"))
     assert heat.shape == doc.image.shape
     st = win.state
-    probs = st.output(st.heatmap_variant).probs[st.heatmap_class].astype(np.float64)
+    probs = st.output(st.heatmap_variant).probability(st.heatmap_class).astype(np.float64)
     lut = colormap(DEFAULT_COLORMAP).astype(np.float64)  # 256 x 3, index = value * 255
     alpha = max(st.overlay_opacity, 0.35)  # exported as shown: the colormap over the image
     expected = doc.image * (1 - alpha) + lut[np.round(probs * 255).astype(int)] * alpha
@@ -153,6 +153,14 @@ def test_reference_mask_can_be_loaded_and_must_fit(
     assert win.load_reference(right)
     assert win.stats.value("pixel_acc", "8s") != ""
     assert doc.reference_path == right
+    assert win.notifications.last().text == f"Loaded reference mask {right}"
+    voc = tmp_path / "voc_label.png"  # a mask of another class list (VOC's 21 classes)
+    labels = np.zeros((doc.height, doc.width), np.uint8)
+    labels[:10, :10], labels[-10:, -10:] = 15, 255
+    write_mask(voc, labels)
+    assert win.load_reference(voc)
+    said = win.notifications.last("warning").text
+    assert "labels 15 beyond this model's" in said and "no metrics" in said
 
 
 def test_recent_files_and_drop(qtbot: QtBot, window: MainWindow, samples: Path) -> None:
@@ -200,3 +208,56 @@ def test_out_of_memory_is_reported_and_the_app_goes_on(
     note = win.notifications.last("error")
     assert "out of memory" in note.text and "CPU" in note.text
     assert win.isVisible() and not win.controller.busy
+
+
+def test_open_images_adds_to_the_list_and_dialogs_start_at_the_current_folder(
+    loaded_window: MainWindow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from PySide6.QtWidgets import QFileDialog
+
+    from core.data.imageio import write_image
+
+    win = loaded_window
+    before = [e.image for e in win.navigator.entries]
+    extra = tmp_path / "extra.png"
+    write_image(extra, np.zeros((40, 50, 3), np.uint8))
+    starts: list[str] = []
+
+    def pick_files(_parent, _title, start, _filter):
+        starts.append(start)
+        return [str(extra)], ""
+
+    def pick_folder(_parent, _title, start):
+        starts.append(start)
+        return ""
+
+    monkeypatch.setattr(QFileDialog, "getOpenFileNames", staticmethod(pick_files))
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", staticmethod(pick_folder))
+    current_folder = str(win.state.document.path.parent)
+    win.open_folder()
+    win.open_files()
+    assert starts == [current_folder, current_folder]
+    assert [e.image for e in win.navigator.entries] == [*before, extra]  # added, not replaced
+    assert win.navigator.current.image == extra
+
+
+def test_the_canvas_has_the_keyboard_when_the_first_image_shows(
+    qtbot: QtBot, app_env: None, own_samples: Path
+) -> None:
+    from tests.app.conftest import open_window
+
+    win = open_window(qtbot, own_samples)
+    win.activateWindow()
+    qtbot.waitUntil(lambda: win.focusWidget() is not None, timeout=5000)
+    assert win.focusWidget() is win.viewer.canvas  # not the overlay combo of the toolbar
+    variant = win.state.overlay_source
+    qtbot.keyClick(win.focusWidget(), Qt.Key.Key_Up)
+    assert win.state.overlay_source == variant
+
+
+def test_marks_stay_under_the_mask_being_edited(editor: MainWindow) -> None:
+    editor.editing.manager.set_annotating(True)
+    canvas = editor.viewer.canvas
+    mask, marks = canvas.layer("mask"), canvas.layer("marks")
+    assert mask is not None and marks is not None
+    assert canvas.layer("overlay").zValue() < marks.zValue() < mask.zValue()

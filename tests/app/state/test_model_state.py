@@ -17,7 +17,7 @@ NAMES = ("background", "disc", "box")
 
 
 def info(name: str = "m", model_id: str = "id-a") -> SimpleNamespace:
-    """A stand-in for core.checkpoint.ModelInfo with what the state reads."""
+    """A stand-in for core.checkpoints.checkpoint.ModelInfo with what the state reads."""
     return SimpleNamespace(name=name, id=model_id, class_names=list(NAMES),
                            colors=[(0, 0, 0), (200, 0, 0), (0, 0, 200)], parent=None)
 

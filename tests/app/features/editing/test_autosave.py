@@ -146,7 +146,7 @@ def labelme_file(path: Path, image: str, labels: list[str]) -> Path:
 
 def test_import_labelme(qtbot: QtBot, editor: MainWindow, own_samples: Path) -> None:
     from app.features.editing.labelme_import import label_map
-    from core.labelme import import_labelme
+    from core.data.labelme import import_labelme
 
     good = labelme_file(own_samples / "images" / "sample_01.json", "sample_01.png",
                         ["disc", "_background_", "wire"])
@@ -193,3 +193,30 @@ def test_export_voc_that_core_train_accepts(
     finally:
         torch.set_num_threads(threads)
     assert rc == 0 and (tmp_path / "run" / "model.safetensors").is_file()
+
+
+def test_autosave_waits_for_a_stroke_in_progress(
+    qtbot: QtBot, editor: MainWindow, own_samples: Path
+) -> None:
+    from PySide6.QtCore import Qt
+
+    from tests.app.conftest import vpos
+
+    paint(qtbot, editor, cls=1, y=60)  # unsaved work: the next tick would save it...
+    session = editor.editing.manager.session
+    tools = editor.editing.tools
+    tools.set_class(2)
+    vp = editor.viewer.canvas.viewport()
+    qtbot.mousePress(vp, Qt.MouseButton.LeftButton, pos=vpos(editor, 10, 20))
+    qtbot.mouseMove(vp, vpos(editor, 40, 25))  # ...but a stroke is half painted
+    assert tools.busy and (session.labels == 2).any() and session.dirty
+    projects = editor.editing.projects
+    projects.timer.start(20)
+    qtbot.wait(200)  # several autosave ticks with the stroke half painted
+    target = project_dir(own_samples) / "SegmentationClass" / "sample_00.png"
+    assert not target.exists() and session.dirty
+    qtbot.mouseRelease(vp, Qt.MouseButton.LeftButton, pos=vpos(editor, 60, 30))
+    with qtbot.waitSignal(projects.saved, timeout=5000):
+        pass
+    projects.timer.stop()
+    assert np.array_equal(read_mask(target), session.labels) and not session.dirty

@@ -311,8 +311,8 @@ def test_start_from_a_mask_file_checks_size_and_classes(
 
 
 def test_legend_and_metrics_follow_the_corrected_mask(qtbot: QtBot, editor: MainWindow) -> None:
-    from app.common.stats import reference_metrics
     from app.panels.stats_panel import AGAINST_EDITED, AGAINST_REFERENCE
+    from core.metrics import label_scores
 
     legend, stats, state = editor.legend, editor.stats, editor.state
     m = editor.editing.manager
@@ -349,7 +349,7 @@ def test_legend_and_metrics_follow_the_corrected_mask(qtbot: QtBot, editor: Main
     qtbot.waitUntil(lambda: share(2) == expected_share(2), timeout=3000)
     assert all(share(c) == expected_share(c) for c in range(n))
     for variant in ("32s", "16s", "8s"):
-        fresh = reference_metrics(state.output(variant).labels, session.labels, n)
+        fresh = label_scores(state.output(variant).labels, session.labels, n)
         assert stats.value("mean_iu", variant) == f"{fresh['mean_iu']:.3f}"
         assert stats.value("pixel_acc", variant) == f"{fresh['pixel_acc']:.3f}"
     assert stats.value("mean_iu", "32s") != before_32s

@@ -50,13 +50,16 @@ def test_train_on_corrections_fills_the_table_and_adds_a_version(
     assert outcome.info.parent == old_id and outcome.checkpoint.is_file()
     assert outcome.checkpoint.parent == win.editing.projects.folder / "models"
     # the before/after table: four metrics per variant, corrected and held-out images
-    assert dock.table.rowCount() == 6
-    for row in range(6):
-        for key in ("pixel_acc", "mean_acc", "mean_iu", "fw_iu"):
-            before, after = dock.table.value(row, key)
-            assert 0.0 <= before <= 1.0 and 0.0 <= after <= 1.0
-    assert dock.table.item(3, 0).text().startswith("held out") and not dock.table.item(4, 0).text()
-    assert dock.table.value(2, "pixel_acc")[1] > dock.table.value(2, "pixel_acc")[0]
+    assert dock.table.rowCount() == 10
+    for key in ("corrected", "held out"):
+        for variant in ("32s", "16s", "8s"):
+            for metric in ("pixel_acc", "mean_acc", "mean_iu", "fw_iu"):
+                before, after = dock.table.value(key, variant, metric)
+                assert 0.0 <= before <= 1.0 and 0.0 <= after <= 1.0
+    assert dock.table.item(5, 0).text().startswith("Held out (1)")
+    assert dock.table.value("corrected", "8s", "pixel_acc")[1] > \
+        dock.table.value("corrected", "8s", "pixel_acc")[0]
+    assert not dock.caption.isVisible()  # the masks are the user's whole (the references)
     assert len(dock.curve.xs) == 40 and dock.curve.plot is not None
     # the new version is loaded and the image segmented again with it
     new_id = outcome.info.id

@@ -20,11 +20,11 @@ from app.common.checkpoints import import_destination, model_stem, summarize
 from app.common.render import label_image, qimage_to_rgb
 from app.shell.main_window import MainWindow
 from app.state.display import VARIANTS
-from core.caffe import expected_keys
-from core.download import PUBLISHED, PublishedModel
+from core.checkpoints.download import PUBLISHED, PublishedModel
+from core.checkpoints.reference import expected_keys
 from core.models import FCN, FCNConfig
 from tests.app.conftest import Screenshot, make_checkpoint
-from tests.core.test_caffe import random_fcn, write_caffemodel
+from tests.core.checkpoints.test_caffe import random_fcn, write_caffemodel
 
 TIMEOUT = 60000
 
@@ -69,7 +69,7 @@ def test_importing_a_caffemodel_from_the_menu_loads_it(
 def test_imports_replace_their_own_conversion_but_not_another_models(
     tmp_path: Path, cache: Path
 ) -> None:
-    from core.convert import convert
+    from core.checkpoints.convert import convert
 
     assert model_stem(Path("a/fcn8s-atonce_from_caffe.pth.tar")) == "fcn8s-atonce_from_caffe"
     src = write_caffemodel(tmp_path / "fcn32s.caffemodel", random_fcn(), "32s")
@@ -280,7 +280,7 @@ def test_offline_download_names_the_url_and_where_to_put_the_file(
 
 
 def _named_checkpoint(folder: Path, name: str, seed: int) -> Path:
-    from core.convert import convert
+    from core.checkpoints.convert import convert
 
     raw = make_checkpoint(folder / f"{name}-raw.safetensors", seed=seed)
     convert(raw, folder / f"{name}.safetensors", name=name)
