@@ -34,9 +34,25 @@ from core.inference.tuning import (
 from core.models.upsampling import RegionUpsampler
 from core.variants import VARIANTS
 
-__all__ = ["SINGLE_BAND_ROWS", "StreamRunner"]
+__all__ = ["SINGLE_BAND_ROWS", "StreamRunner", "cpu_band_for_width"]
 
 SINGLE_BAND_ROWS = 512
+
+
+def cpu_band_for_width(band: int, width: int) -> int:
+    """The CPU band height for a ``width``-pixel-wide image from ``band``, the fastest
+    height measured at :data:`MEASURE_WIDTH`: the same band area (rows x width), in steps
+    of 32 rows, at least 32.
+
+    On a CPU what makes a band fast is its activations' size against the caches, so a
+    wide image wants proportionally fewer rows: on a 4000x3000 photo with the bundled
+    architecture (21 classes) bands of 64 rows took 1.33 s and peaked at 0.98 GB resident
+    where the 256 rows measured best at 1024 px took 1.61 s and 1.27 GB
+    (docs/benchmarks.md, "Large images").
+    """
+    if width <= MEASURE_WIDTH:
+        return band
+    return max(32, band * MEASURE_WIDTH // width // 32 * 32)
 """Images this short run as one band (nothing to measure)."""
 
 CancelFn = Callable[[], bool]
@@ -119,8 +135,9 @@ class StreamRunner:
         key = tuning_key(repr(getattr(self.model, "config", type(self.model).__name__)),
                          device, width, self.dtype(device))
         candidates = GPU_BANDS if device.type == "cuda" else CPU_BANDS
-        return choose_band(key, lambda b: self.measure(b, min(width, MEASURE_WIDTH), device),
+        band = choose_band(key, lambda b: self.measure(b, min(width, MEASURE_WIDTH), device),
                            candidates, cap)
+        return cpu_band_for_width(band, width) if device.type == "cpu" else band
 
     def measure(self, band: int, width: int, device: torch.device) -> float:
         """Seconds per pixel of streaming bands of ``band`` rows once the stream is full

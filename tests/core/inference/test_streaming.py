@@ -206,3 +206,28 @@ def test_memory_stays_bounded_as_images_grow(seg_model, monkeypatch) -> None:
         pixels = h * 120
         assert stored <= 3 * pixels * 3 + 3 * 4 * 4 * (h // 8 + 8) * (120 // 8 + 8)
     assert peaks[1] <= peaks[0] * 1.05, peaks
+
+
+def test_wide_images_stream_in_bands_of_the_measured_area_on_a_cpu(seg_model, monkeypatch) -> None:
+    """The band height measured at 1024 px is scaled to keep its area on wider images
+    (a CPU's caches hold a band's activations whatever its shape)."""
+    import core.inference.runner as runner
+    from core.inference.runner import cpu_band_for_width
+
+    assert cpu_band_for_width(256, 1024) == 256
+    assert cpu_band_for_width(256, 800) == 256
+    assert cpu_band_for_width(256, 4000) == 64
+    assert cpu_band_for_width(256, 2048) == 128
+    assert cpu_band_for_width(32, 10000) == 32  # never under 32 rows
+    measured: list[int] = []
+
+    def choose(key, measure, candidates, cap):
+        measured.append(cap)
+        return 256
+
+    monkeypatch.setattr(runner, "choose_band", choose)
+    model, info = seg_model
+    seg = Segmenter(model, info, device="cpu")
+    assert seg.runner.band(3000, 4000, torch.device("cpu")) == 64
+    assert seg.runner.band(3000, 1000, torch.device("cpu")) == 256
+    assert len(measured) == 2
