@@ -208,3 +208,26 @@ def test_variant_scores_sum_images_and_take_labels_or_scores() -> None:
         assert got[v]["mean_iu"] == pytest.approx(want["mean_iu"])
         assert list(got[v]["per_class_iu"]) == names
     assert acc.images == 3
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.int32, np.int64, np.uint16])
+@pytest.mark.parametrize("seed", range(4))
+def test_narrow_key_confusion_equals_a_pixel_by_pixel_count(dtype, seed: int) -> None:
+    """The CPU path for integer label maps (narrow keys, void dropped) counts exactly what
+    adding pixel by pixel counts, for numpy arrays and CPU tensors alike."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 30))
+    shape = (int(rng.integers(0, 40)), int(rng.integers(1, 40)))
+    truth = rng.integers(0, n, shape).astype(dtype)
+    pred = rng.integers(0, n, shape).astype(dtype)
+    if np.iinfo(dtype).max >= 255:
+        truth[rng.random(shape) < 0.2] = 255  # void, whatever the prediction there
+    expected = np.zeros((n, n), np.int64)
+    keep = truth != 255
+    np.add.at(expected, (truth[keep].astype(np.int64), pred[keep].astype(np.int64)), 1)
+    got = confusion_matrix(truth, pred, n)
+    assert got.dtype == torch.int64 and got.shape == (n, n)
+    assert np.array_equal(got.numpy(), expected)
+    assert np.array_equal(confusion_matrix(torch.from_numpy(truth.astype(np.int64)),
+                                           torch.from_numpy(pred.astype(np.int64)), n).numpy(),
+                          expected)
