@@ -31,7 +31,7 @@ def compact_checkpoint(path: Path, width: float = 0.25, num_classes: int = 21) -
     """Write an FCN-VGG16 checkpoint of reduced width (random weights) to ``path``."""
     import torch
 
-    from core.checkpoint import ModelInfo, save_checkpoint
+    from core.checkpoints.checkpoint import ModelInfo, save_checkpoint
     from core.data.palette import VOC_CLASSES
     from core.models.fcn import fcn_vgg16
 

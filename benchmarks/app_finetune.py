@@ -32,7 +32,7 @@ def scenes_checkpoint(path: Path, width: float) -> Path:
     """A random FCN-VGG16 of ``width`` for the scene classes (a stand-in)."""
     import torch
 
-    from core.checkpoint import ModelInfo, save_checkpoint
+    from core.checkpoints.checkpoint import ModelInfo, save_checkpoint
     from core.data.scenes import SCENE_CLASSES
     from core.models.fcn import fcn_vgg16
 
@@ -104,7 +104,7 @@ def main() -> None:
     from PySide6.QtWidgets import QApplication
 
     from app.shell.main_window import MainWindow
-    from core.checkpoint import read_info
+    from core.checkpoints.checkpoint import read_info
     from core.paths import default_model_path
 
     app = QApplication.instance() or QApplication([])

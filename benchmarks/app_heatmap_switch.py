@@ -1,8 +1,10 @@
 """Heatmap class switch at 2048x2048: from choosing a class to the repainted canvas.
 
-A document with a synthetic 21-class prediction (random float16 probabilities) is shown in
-the Heatmaps tab of the main window; each switch sets the class, re-renders the colormapped
-probability map and repaints the canvas synchronously. Prints a markdown table row.
+A document with a synthetic 21-class prediction (smooth random scores, stored as streaming
+stores them: fused maps at stride 8) is shown in the Heatmaps tab of the main window; each
+switch sets the class, computes that class's probability from the fused map and the cached
+log-normalizer, re-renders the colormapped map and repaints the canvas synchronously. Prints a
+markdown table row.
 
     python benchmarks/app_heatmap_switch.py --switches 42
 """
@@ -24,23 +26,20 @@ BUDGET_MS = 30.0
 
 
 def synthetic_prediction(size: int, classes: int, seed: int = 0) -> object:
-    """A Prediction of smooth random probabilities (the same output for every variant)."""
-    import cv2
+    """A Prediction of smooth random scores, stored as streaming stores them: fused maps at
+    stride 8 and the bilinear final upsampler (the same output for every variant)."""
+    import torch
 
-    from core.inference import Prediction, VariantOutput
+    from core.inference.tiling import from_fused
+    from core.models.upsampling import RegionUpsampler, bilinear_1d
 
-    rng = np.random.default_rng(seed)
-    low = rng.random((classes, size // 32, size // 32), dtype=np.float32) * 6
-    logits = np.stack([cv2.resize(c, (size, size), interpolation=cv2.INTER_CUBIC) for c in low])
-    logits -= logits.max(axis=0, keepdims=True)
-    np.exp(logits, out=logits)
-    logits /= logits.sum(axis=0, keepdims=True)
-    labels = logits.argmax(axis=0).astype(np.uint8)
-    confidence = logits.max(axis=0)
-    entropy = np.clip(1.0 - confidence, 0, 1).astype(np.float32)
-    out = VariantOutput(logits.astype(np.float16), labels, confidence, entropy)
-    outputs = {v: out for v in ("32s", "16s", "8s")}
-    return Prediction(outputs, (size, size), "cpu", 0.0)
+    gen = torch.Generator().manual_seed(seed)
+    low = torch.rand(1, classes, size // 32 + 2, size // 32 + 2, generator=gen) * 6
+    fused = torch.nn.functional.interpolate(low, size=(size // 8 + 8, size // 8 + 8),
+                                            mode="bicubic")[0]
+    up = RegionUpsampler(8, 31, bilinear_1d(16))
+    return from_fused({v: fused for v in ("32s", "16s", "8s")}, dict.fromkeys(
+        ("32s", "16s", "8s"), up), (size, size))
 
 
 def main() -> None:
@@ -55,7 +54,7 @@ def main() -> None:
     from app.common.render import probability_image
     from app.shell.main_window import MainWindow
     from app.state.document import ImageDocument
-    from core.checkpoint import ModelInfo
+    from core.checkpoints.checkpoint import ModelInfo
     from core.data.palette import VOC_CLASSES
     from core.models.fcn import FCNConfig
 
@@ -79,7 +78,8 @@ def main() -> None:
         view = window.heatmaps
         view.canvas.actual_size()  # 100%: the most pixels drawn
         switch_ms, render_ms = [], []
-        probs = doc.output("synthetic", "8s").probs
+        out = doc.output("synthetic", "8s")
+        norm = out.log_normalizer()
         for k in range(args.switches):
             cls = (k + 2) % args.classes
             t0 = time.perf_counter()
@@ -88,7 +88,7 @@ def main() -> None:
             view.canvas.viewport().repaint()
             switch_ms.append((time.perf_counter() - t0) * 1e3)
             t0 = time.perf_counter()
-            probability_image(probs[cls])
+            probability_image(out.probability(cls, log_normalizer=norm))
             render_ms.append((time.perf_counter() - t0) * 1e3)
             app.processEvents()
         window.close()

@@ -97,11 +97,11 @@ class Emulated:
     def __init__(self, model, dtype: str) -> None:
         import torch
 
-        from core.runtime.heads import FastHeads
+        from core.models.upsampling import GroupedUpsampling
 
         self.model = model
         self.dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}[dtype]
-        self.heads = FastHeads(model)
+        self.upsampling = GroupedUpsampling(model)
         self.notes: list[str] = []
         self.description = f"fp32 trunk rounded to {dtype} after every layer (emulation)"
 
@@ -114,7 +114,7 @@ class Emulated:
         def r(t):
             return t.to(self.dtype).float()
 
-        from core.runtime.backends import cuda_flags
+        from core.inference.runtime.cuda import cuda_flags
 
         m = self.model
         h, w = x.shape[-2:]
@@ -130,8 +130,8 @@ class Emulated:
                 if name in ("pool3", "pool4"):
                     feats[name] = x
             feats["fc7"] = x
-            out = self.heads(feats, h, w)
-        return {v: o for v, o in zip(VARIANTS, out, strict=True) if v in variants}
+            out = m.heads(feats, (h, w), VARIANTS, self.upsampling)
+        return {v: o for v, o in out.items() if v in variants}
 
 
 def _wait_for_background(backend) -> float | None:
@@ -162,7 +162,7 @@ def build(args: argparse.Namespace):
     from core.models.preprocess import IMAGENET
 
     if args.model:
-        from core.checkpoint import load_checkpoint
+        from core.checkpoints.checkpoint import load_checkpoint
 
         model, info = load_checkpoint(args.model)
         name = info.name or Path(args.model).stem
@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     p.add_argument("-b", "--backend", action="append", dest="backends",
                    help="backend choice, repeatable (default: a set per device; see "
-                        "core/runtime/options.py)")
+                        "core/inference/runtime/options.py)")
     p.add_argument("--size", type=int, default=500)
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--width", type=float, default=1.0)
@@ -223,8 +223,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from core.runtime import EagerBackend, agreement, select_backend
-    from core.runtime.backends import cuda_flags
+    from core.inference.runtime import EagerBackend, agreement, select_backend
+    from core.inference.runtime.cuda import cuda_flags
 
     logging.basicConfig(level=logging.INFO, format="  %(name)s: %(message)s")
     if args.threads:

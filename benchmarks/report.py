@@ -1,4 +1,4 @@
-"""Check benchmark results against issue 5's targets and print the rows for docs/benchmarks.md.
+"""Check benchmark results against the performance targets; print the rows for docs/benchmarks.md.
 
 Reads result files written by ``inference.py`` and ``train_step.py`` (default: every file in
 ``benchmarks/results/``) and prints, per file, the best row that keeps the agreement bar and
