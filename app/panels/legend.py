@@ -154,6 +154,8 @@ class LegendView(QTreeWidget):
 
 def _shares(labels: np.ndarray, num_classes: int) -> list[float]:
     """Each class's share of the labelled (non-void) pixels."""
-    counts = np.bincount(labels.ravel(), minlength=256)
+    from core.metrics import count_labels
+
+    counts = count_labels(labels)  # in chunks: no int64 copy of a 100 MP mask
     valid = counts.sum() - counts[255]
     return list(counts[:num_classes] / max(1, valid))

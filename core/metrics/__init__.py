@@ -3,6 +3,7 @@
 from core.metrics.confusion import (
     ConfusionAccumulator,
     confusion_matrix,
+    count_labels,
     scores_with_names,
     segmentation_scores,
 )
@@ -13,6 +14,7 @@ __all__ = [
     "MaskScores",
     "VariantScores",
     "confusion_matrix",
+    "count_labels",
     "label_scores",
     "scores_with_names",
     "segmentation_scores",

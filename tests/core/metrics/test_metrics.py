@@ -231,3 +231,23 @@ def test_narrow_key_confusion_equals_a_pixel_by_pixel_count(dtype, seed: int) ->
     assert np.array_equal(confusion_matrix(torch.from_numpy(truth.astype(np.int64)),
                                            torch.from_numpy(pred.astype(np.int64)), n).numpy(),
                           expected)
+
+
+def test_counts_and_confusion_in_chunks_equal_one_pass(monkeypatch) -> None:
+    """Label counts and confusion matrices counted chunk by chunk (so a 100 MP map is never
+    widened to int64 whole) equal one pass over the whole map, chunk edges included."""
+    import core.metrics.confusion as confusion
+    from core.metrics import count_labels
+
+    rng = np.random.default_rng(7)
+    truth = rng.integers(0, 6, (37, 41), dtype=np.uint8)
+    truth[rng.random(truth.shape) < 0.3] = 255
+    pred = rng.integers(0, 6, truth.shape, dtype=np.uint8)
+    whole_counts = np.bincount(truth.ravel(), minlength=256)
+    whole_conf = confusion_matrix(truth, pred, 6).numpy()
+    monkeypatch.setattr(confusion, "COUNT_CHUNK", 100)  # 16 chunks, the last one short
+    assert np.array_equal(count_labels(truth), whole_counts)
+    assert np.array_equal(confusion_matrix(truth, pred, 6).numpy(), whole_conf)
+    assert count_labels(np.array([300, 1], np.int64), minlength=4).tolist()[300] == 1
+    truth[:3] = 255  # a chunk of void only
+    assert confusion_matrix(truth, pred, 6).sum() == (truth != 255).sum()
