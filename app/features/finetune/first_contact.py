@@ -46,7 +46,9 @@ def notice_text(class_names: list[str]) -> str:
     return (
         "The loaded model is the bundled demo: it knows only generated shapes "
         f"({', '.join(class_names)}), so on your own images its predictions mean little. "
-        "For your own classes: File > New Project… (your images, your class names); "
+        "Two ways on. The paper's nets trained on PASCAL VOC (20 object classes and "
+        "background): Model > Download Published Models…. "
+        "Your own classes: File > New Project… (your images, your class names); "
         "paint a few strokes of each class (Edit > Annotate, From: Rough labels, so "
         "unpainted pixels are ignored); Model > New Model for This Project's Classes…; "
         "then Train in the Fine-tune dock (heads only: seconds on a CPU)."

@@ -255,6 +255,7 @@ def test_the_demo_model_on_an_own_photo_is_said_once(
     assert len(notes) == 1
     assert "generated shapes (background, disc, box, wire)" in notes[0]
     assert "File > New Project…" in notes[0] and "New Model for This Project's Classes" in notes[0]
+    assert "Model > Download Published Models…" in notes[0]  # the other way on
     with qtbot.waitSignal(window.controller.resultReady, timeout=60000):
         window.navigator.open_paths([photos[1]])
     assert len([n for n in window.notifications.messages if "bundled demo" in n.text]) == 1
