@@ -87,6 +87,7 @@ class EditingManager(QObject):
         self.session: EditSession | None = None
         self.annotating = False
         self.start_choice = "8s"
+        self._said_rough = False  # the rough-labels fallback was explained
         self.undo_group = QUndoGroup(self)
         self.layer = MaskLayerItem()
         canvas.add_layer("mask", self.layer, Z_EDIT)
@@ -233,6 +234,12 @@ class EditingManager(QObject):
             # The model's classes are not the project's (and not mapped): its predictions
             # cannot start a mask, so a new image starts as rough labels, where every
             # pixel not painted is void and ignored by training.
+            if not self._said_rough:
+                self._said_rough = True
+                self.notifications.notify(
+                    "The model's classes are not this project's, so its predictions cannot "
+                    "start a mask: new masks start as rough labels (paint a few strokes of "
+                    "each class; unpainted pixels are void and ignored by training)")
             self.start(EMPTY_VOID)
             return
         if self.start_choice in VARIANTS and self.state.output(self.start_choice) is None:

@@ -120,6 +120,8 @@ def test_annotating_with_a_model_of_other_classes_starts_rough_labels(
     assert session is not None
     assert session.source.startswith("Rough labels")
     assert (session.image.array == 255).all()
+    said = [n.text for n in window.notifications.messages if "start as rough labels" in n.text]
+    assert len(said) == 1  # why the mask did not start from the chosen prediction
     assert manager.start("8s") is None  # a prediction start is still refused, with a reason
     assert "Map classes by name" in warnings(window)[-1]
 
