@@ -87,7 +87,7 @@ class EditingManager(QObject):
         self.session: EditSession | None = None
         self.annotating = False
         self.start_choice = "8s"
-        self._said_rough = False  # the rough-labels fallback was explained
+        self._said_rough: set[str] = set()  # the rough-labels fallbacks explained
         self.undo_group = QUndoGroup(self)
         self.layer = MaskLayerItem()
         canvas.add_layer("mask", self.layer, Z_EDIT)
@@ -230,16 +230,15 @@ class EditingManager(QObject):
         self._waiting = None
         if doc is None or not self._class_names:
             return
-        if self.start_choice in VARIANTS and not self._predictions_usable():
-            # The model's classes are not the project's (and not mapped): its predictions
-            # cannot start a mask, so a new image starts as rough labels, where every
-            # pixel not painted is void and ignored by training.
-            if not self._said_rough:
-                self._said_rough = True
+        why = self._why_not_from_prediction() if self.start_choice in VARIANTS else ""
+        if why:
+            # A new image starts as rough labels, where every pixel not painted is void
+            # and ignored by training.
+            if why not in self._said_rough:
+                self._said_rough.add(why)
                 self.notifications.notify(
-                    "The model's classes are not this project's, so its predictions cannot "
-                    "start a mask: new masks start as rough labels (paint a few strokes of "
-                    "each class; unpainted pixels are void and ignored by training)")
+                    f"{why}: new masks start as rough labels (paint a few strokes of each "
+                    "class; unpainted pixels are void and ignored by training)")
             self.start(EMPTY_VOID)
             return
         if self.start_choice in VARIANTS and self.state.output(self.start_choice) is None:
@@ -247,13 +246,23 @@ class EditingManager(QObject):
             return
         self.start()
 
-    def _predictions_usable(self) -> bool:
-        """Whether the model's predictions can start a mask in the mask's classes."""
+    def _why_not_from_prediction(self) -> str:
+        """Why the model's predictions should not start a new mask ('' when they may): its
+        classes are not the mask's (and not mapped), or it is a new model whose new classes'
+        score layers are still zero (it has not been trained: its prediction would label
+        every pixel with the kept classes, and training on that would teach exactly that)."""
         names = self.state.class_names()
         if not names:
-            return False
+            return "No model is loaded"
         probe = np.zeros((1, 1), np.uint8)
-        return self.mask.classes.to_project(probe, names) is not None
+        if self.mask.classes.to_project(probe, names) is None:
+            return ("The model's classes are not this project's, so its predictions cannot "
+                    "start a mask")
+        training = getattr(self.state.model_info, "training", None) or {}
+        if training.get("kind") == "new-model" and training.get("new_classes"):
+            return ("The model is new and not trained yet, so its predictions know nothing "
+                    "of " + ", ".join(map(str, training["new_classes"][:5])))
+        return ""
 
     # ------------------------------------------------------------------ showing
     def _activate(self, session: EditSession | None) -> None:

@@ -102,6 +102,15 @@ def test_new_model_for_the_project_is_made_from_the_loaded_model_and_loaded(
     # the new model is a version of the lineage, its parent the loaded model
     versions = ft.controller.versions()
     assert [v.id for v in versions][:1] == [parent_id] and info.id in [v.id for v in versions]
+    # not trained yet: its prediction knows nothing of the new classes, so annotating
+    # starts rough labels (all void), not an all-background mask from that prediction
+    qtbot.waitUntil(lambda: window.state.prediction() is not None, timeout=60000)
+    manager = window.editing.manager
+    assert manager.start_choice == "8s"
+    manager.set_annotating(True)
+    assert manager.session is not None and (manager.session.image.array == 255).all()
+    assert any("not trained yet" in n.text and "cell, nucleus, debris" in n.text
+               for n in window.notifications.messages)
 
 
 def test_annotating_with_a_model_of_other_classes_starts_rough_labels(
