@@ -75,7 +75,7 @@ def _run_heads_only(args: argparse.Namespace) -> int:
 
     from core.data.palette import read_class_names
     from core.training.finetune import FineTuneConfig
-    from core.training.new_model import IMAGENET_SOURCE
+    from core.training.new_model import IMAGENET_SOURCE, NEW_MODEL_KIND
     from core.training.own_classes import train_own_classes
 
     if args.init is None and not args.imagenet:
@@ -97,7 +97,7 @@ def _run_heads_only(args: argparse.Namespace) -> int:
     device = pick_device(args.device)
     info, result = train_own_classes(names, init, items, args.out, config=config,
                                      name=args.name, device=device, held_out=held)
-    if info.training.get("kind") == "new-model" and info.training.get("trunk_id"):
+    if info.training.get("kind") == NEW_MODEL_KIND and info.training.get("trunk_id"):
         print(_transfer_line(info), file=sys.stderr)
     print(f"trained on {len(items)} image(s), {result.iterations} steps, "
           f"{result.seconds:.1f} s", file=sys.stderr)

@@ -37,6 +37,7 @@ from core.variants import VARIANTS
 __all__ = ["SINGLE_BAND_ROWS", "StreamRunner", "cpu_band_for_width"]
 
 SINGLE_BAND_ROWS = 512
+"""Images this short run as one band (nothing to measure)."""
 
 
 def cpu_band_for_width(band: int, width: int) -> int:
@@ -53,7 +54,7 @@ def cpu_band_for_width(band: int, width: int) -> int:
     if width <= MEASURE_WIDTH:
         return band
     return max(32, band * MEASURE_WIDTH // width // 32 * 32)
-"""Images this short run as one band (nothing to measure)."""
+
 
 CancelFn = Callable[[], bool]
 

@@ -62,11 +62,11 @@ COUNT_CHUNK = 1 << 22
 label map would cost 800 MB for an instant; chunks bound that to 32 MB."""
 
 
-def count_labels(labels: ArrayLike, minlength: int = 256) -> np.ndarray:
-    """How many pixels have each label (int64, at least ``minlength`` long), counted in
-    chunks of :data:`COUNT_CHUNK` pixels so memory does not grow with the image."""
-    flat = labels.reshape(-1).numpy() if isinstance(labels, torch.Tensor) else \
-        np.asarray(labels).reshape(-1)
+def count_labels(labels: np.ndarray, minlength: int = 256) -> np.ndarray:
+    """How many pixels have each (non-negative integer) label: int64, at least
+    ``minlength`` long, counted in chunks of :data:`COUNT_CHUNK` pixels so memory does not
+    grow with the image."""
+    flat = np.asarray(labels).reshape(-1)
     counts = np.zeros(minlength, np.int64)
     for i in range(0, flat.size, COUNT_CHUNK):
         c = np.bincount(flat[i:i + COUNT_CHUNK], minlength=minlength)

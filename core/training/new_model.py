@@ -25,10 +25,31 @@ from core.models.fcn import FCN, SCORE_LAYERS, FCNConfig
 from core.models.preprocess import IMAGENET
 from core.models.upsampling import FINAL_UPSAMPLERS, SKIP_UPSAMPLERS, bilinear_kernel
 
-__all__ = ["IMAGENET_SOURCE", "ClassMatch", "match_classes", "new_model", "transfer"]
+__all__ = [
+    "IMAGENET_SOURCE",
+    "NEW_MODEL_KIND",
+    "ClassMatch",
+    "match_classes",
+    "new_model",
+    "transfer",
+    "untrained_classes",
+]
 
 IMAGENET_SOURCE = "imagenet"
 """The ``init`` of :func:`new_model` that means torchvision's ImageNet VGG16 trunk."""
+NEW_MODEL_KIND = "new-model"
+"""``ModelInfo.training["kind"]`` of a model made here and not trained since (training
+replaces the record)."""
+
+
+def untrained_classes(info: ModelInfo | None) -> list[str]:
+    """The classes of ``info``'s model whose score layers still start at zero: those a
+    new model (:func:`transfer`, :func:`new_model`) did not take from its source, as long
+    as it has not been trained. Empty for any other model."""
+    training = getattr(info, "training", None) or {}
+    if training.get("kind") != NEW_MODEL_KIND:
+        return []
+    return [str(name) for name in training.get("new_classes") or []]
 
 
 @dataclass(frozen=True)
@@ -141,7 +162,7 @@ def transfer(
                      f"; {len(match.pairs)} classes kept their score weights"
                      + (f", new: {', '.join(match.new)}" if match.new else "") + "."),
         parent=source_info.id or None,
-        training={"kind": "new-model", "trunk": source_info.name, "trunk_id": source_info.id,
+        training={"kind": NEW_MODEL_KIND, "trunk": source_info.name, "trunk_id": source_info.id,
                   "kept_classes": [names[i] for i, _ in match.pairs],
                   "new_classes": list(match.new)},
     )
@@ -190,7 +211,7 @@ def new_model(
             colors=_colors(colors, len(names)), name=name or "ImageNet VGG16 trunk",
             description=f"A model for {len(names)} classes with torchvision's ImageNet VGG16 "
                         "trunk; every score layer starts at zero.",
-            training={"kind": "new-model", "trunk": "torchvision VGG16 IMAGENET1K_V1",
+            training={"kind": NEW_MODEL_KIND, "trunk": "torchvision VGG16 IMAGENET1K_V1",
                       "trunk_id": None, "kept_classes": [], "new_classes": names},
         )
         return model, info

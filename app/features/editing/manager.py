@@ -258,10 +258,12 @@ class EditingManager(QObject):
         if self.mask.classes.to_project(probe, names) is None:
             return ("The model's classes are not this project's, so its predictions cannot "
                     "start a mask")
-        training = getattr(self.state.model_info, "training", None) or {}
-        if training.get("kind") == "new-model" and training.get("new_classes"):
+        from core.training.new_model import untrained_classes
+
+        untrained = untrained_classes(self.state.model_info)
+        if untrained:
             return ("The model is new and not trained yet, so its predictions know nothing "
-                    "of " + ", ".join(map(str, training["new_classes"][:5])))
+                    "of " + ", ".join(untrained[:5]))
         return ""
 
     # ------------------------------------------------------------------ showing

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import random
-import select
 import signal
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from core.annotation.journal import JOURNAL_DIR, Journal, mask_digest
 from core.annotation.project import Project
 from core.errors import DatasetError, MaskError
 from tests.core.annotation import journal_worker as worker
+from tests.core.annotation.processes import wait_ready
 
 ROOT = Path(__file__).resolve().parents[3]
 SHAPE = (48, 64)
@@ -277,20 +277,6 @@ def test_project_journal_fits_the_image(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------- real processes
 
 
-def _wait_ready(proc: subprocess.Popen, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([proc.stdout], [], [], 0.1)
-        if ready:
-            line = proc.stdout.readline()
-            if line.strip() == "ready":
-                return
-            if not line:
-                break
-    proc.kill()
-    raise AssertionError(f"worker did not start: {proc.stderr.read()}")
-
-
 @pytest.mark.slow
 def test_kill_9_while_painting_loses_at_most_the_stroke_in_progress(tmp_path: Path) -> None:
     image_file = tmp_path / "scene.png"
@@ -309,7 +295,7 @@ def test_kill_9_while_painting_loses_at_most_the_stroke_in_progress(tmp_path: Pa
              str(start)],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
-            _wait_ready(proc)
+            wait_ready(proc)
             time.sleep(rng.uniform(0.02, 0.4))
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait(timeout=30)

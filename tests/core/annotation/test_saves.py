@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import select
 import signal
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from core.annotation.saves import SAVES_DIR
 from core.data.imageio import read_mask, write_mask
 from core.errors import MaskError
 from tests.core.annotation import save_worker as worker
+from tests.core.annotation.processes import wait_ready
 
 ROOT = Path(__file__).resolve().parents[3]
 SHAPE = worker.SHAPE
@@ -279,20 +279,6 @@ def test_a_failed_manifest_write_fails_the_save_and_keeps_the_old_pair(
 # ---------------------------------------------------------------------- real processes
 
 
-def _read_until_ready(proc: subprocess.Popen, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([proc.stdout], [], [], 0.1)
-        if ready:
-            line = proc.stdout.readline()
-            if line.strip() == "ready":
-                return
-            if not line:
-                break
-    proc.kill()
-    raise AssertionError(f"worker did not start: {proc.stderr.read()}")
-
-
 @pytest.mark.slow
 def test_sigkill_while_saving_in_a_loop_never_mixes_two_saves(project: Project) -> None:
     (image_id,) = project.ids()
@@ -305,7 +291,7 @@ def test_sigkill_while_saving_in_a_loop_never_mixes_two_saves(project: Project) 
             [sys.executable, "-m", "tests.core.annotation.save_worker", str(project.folder),
              str(start)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
-            _read_until_ready(proc)
+            wait_ready(proc)
             time.sleep(rng.uniform(0.05, 0.5))
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait(timeout=30)

@@ -14,7 +14,7 @@ from core.errors import FCNStudioError
 from core.models import fcn_vgg16
 from core.models.fcn import SCORE_LAYERS
 from core.models.upsampling import bilinear_kernel
-from core.training.new_model import match_classes, new_model, transfer
+from core.training.new_model import match_classes, new_model, transfer, untrained_classes
 
 SOURCE_CLASSES = ["background", "disc", "box", "wire"]
 
@@ -94,6 +94,9 @@ def test_new_model_from_a_checkpoint_file(tmp_path: Path) -> None:
     again, again_info = load_checkpoint(out)
     assert again_info.class_names == ["background", "mystery"]
     assert torch.equal(again.score_fr.weight[0], source.score_fr.weight[0])
+    # until it is trained, the saved model says which classes it knows nothing of
+    assert untrained_classes(again_info) == ["mystery"]
+    assert untrained_classes(info) == [] and untrained_classes(None) == []
 
 
 def test_cli_train_with_classes_and_init_makes_a_model_for_those_classes(

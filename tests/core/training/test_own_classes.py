@@ -19,7 +19,7 @@ from core.data.mosaics import scribbles
 from core.data.scenes import generate_scene, scene_seed
 from core.errors import FCNStudioError
 from core.training.finetune import FineTuneConfig, fine_tune
-from core.training.new_model import new_model
+from core.training.new_model import new_model, untrained_classes
 from core.training.own_classes import train_own_classes
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -94,6 +94,7 @@ def test_train_own_classes_is_make_model_then_fine_tune_from_the_saved_checkpoin
                                      config=config)
     assert info.training["kind"] == "new-model" and info.parent is not None
     assert result.info.parent == info.id and result.iterations == 6
+    assert untrained_classes(result.info) == []  # trained: its record is the fine-tune's
     # the app's way: the new model's checkpoint loaded (another thread), then fine_tune
     model, loaded = load_checkpoint(tmp_path / "cli" / "new-model.safetensors")
     assert loaded.id == info.id
